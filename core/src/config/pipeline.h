@@ -1,0 +1,69 @@
+#pragma once
+// The pipeline file: reading, environment expansion, and validation against the component schemas and the
+// graph rules. Every problem found is reported at once (see Diagnostics).
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/diagnostics.h"
+#include "config/env_expand.h"
+#include "hubflow/schema.h"
+#include "hubflow/value.h"
+#include "plugins/component_registry.h"
+
+namespace hubflow::core {
+
+enum class WhenFull { block, drop_newest };
+
+struct InputRef {
+    std::string node;
+    std::string output;  // "" = the node's default output
+    SourcePosition position;
+    std::string text() const { return output.empty() ? node : node + "." + output; }
+};
+
+struct NodeSpec {
+    std::string name;
+    ComponentKind kind = ComponentKind::source;
+    std::string type;
+    std::vector<InputRef> inputs;
+    std::size_t buffer_max_events = 10000;
+    WhenFull when_full = WhenFull::block;
+    Value config;  // the node's own keys (without type, inputs, buffer), schema defaults filled in
+    SourcePosition position;
+};
+
+struct PipelineSpec {
+    std::string file;
+    std::vector<NodeSpec> nodes;  // sources, then filters, then sinks, each in file order
+    std::filesystem::path data_dir = ".hubflow";
+    std::chrono::milliseconds grace_period{10000};
+    std::vector<std::string> plugin_paths;
+
+    const NodeSpec* find(const std::string& name) const;
+};
+
+// Step 1: read, parse and expand a pipeline file. Returns nullopt when the text is not JSON at all (the
+// diagnostic says where); otherwise the document, possibly with expansion problems recorded.
+std::optional<Value> read_pipeline_document(const std::string& file, const Environment& env, Diagnostics& diags);
+std::optional<Value> parse_pipeline_text(std::string_view text, const Environment& env, Diagnostics& diags);
+
+// The plugin paths a document asks for, read before validation so their components are known.
+std::vector<std::string> plugin_paths_of(const Value& document);
+
+// Step 2: check structure, types, keys, graph rules and resource claims, and (when `instantiate_check` is
+// set) let each component check its own configuration. Returns the spec; it is usable only when `diags`
+// stayed empty.
+PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& registry, Diagnostics& diags);
+
+// Nodes whose names a cycle passes through, in order, e.g. {"a", "b", "a"}; empty when acyclic.
+std::vector<std::string> find_cycle(const PipelineSpec& spec);
+
+// Graphviz DOT of the nodes and edges.
+std::string to_dot(const PipelineSpec& spec);
+
+}  // namespace hubflow::core

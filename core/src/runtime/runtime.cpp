@@ -1,0 +1,344 @@
+#include "runtime/runtime.h"
+
+#include <set>
+
+namespace hubflow::core {
+
+namespace fs = std::filesystem;
+using steady = std::chrono::steady_clock;
+
+struct Runtime::Node {
+    const NodeSpec& spec;
+    NodeLogger logger;
+    NodeMetrics metrics;
+    std::unique_ptr<NodeContext> context;
+    std::unique_ptr<Component> component;
+    Source* source = nullptr;
+    Filter* filter = nullptr;
+    Sink* sink = nullptr;
+    std::unique_ptr<BatchQueue> input;
+    std::set<std::string> declared_outputs = {""};
+    std::map<std::string, std::vector<BatchQueue*>, std::less<>> outputs;
+    std::vector<BatchQueue*> downstream;  // distinct queues this node produces into
+    std::atomic<bool> failed{false};
+    std::atomic<bool> finished{false};
+    std::thread thread;
+    // Error-log rate limiting, touched only by the node's own thread.
+    steady::time_point last_error_log{};
+    std::uint64_t suppressed_errors = 0;
+
+    Node(const NodeSpec& s, LogSink& sink) : spec(s), logger(sink, s.name) {}
+};
+
+class Runtime::NodeContext final : public Context {
+public:
+    NodeContext(Runtime& runtime, Node& node) : runtime_(runtime), node_(node) {}
+
+    const std::string& node_name() const override { return node_.spec.name; }
+    Logger& log() override { return node_.logger; }
+    Metrics& metrics() override { return node_.metrics; }
+    const Clock& clock() const override { return runtime_.clock_; }
+
+    fs::path data_dir() override {
+        fs::path dir = runtime_.spec_.data_dir / node_.spec.name;
+        fs::create_directories(dir);
+        return dir;
+    }
+
+    void emit(EventBatch&& batch, std::string_view output) override {
+        if (batch.empty()) return;
+        auto now = runtime_.clock_.now();
+        for (auto& e : batch) {
+            if (e.meta.source.empty()) e.meta.source = node_.spec.name;
+            if (e.meta.received_at.time_since_epoch().count() == 0) e.meta.received_at = now;
+        }
+        emit(std::make_shared<const EventBatch>(std::move(batch)), output);
+    }
+
+    void emit(SharedBatch batch, std::string_view output) override {
+        if (!batch || batch->empty()) return;
+        if (!node_.declared_outputs.count(std::string(output))) {
+            node_.metrics.dropped.add(batch->size());
+            throw std::logic_error("emit() to undeclared output '" + std::string(output) + "'");
+        }
+        node_.metrics.emitted.add(batch->size());
+        auto it = node_.outputs.find(output);
+        if (it == node_.outputs.end()) return;  // nobody reads this output
+        for (BatchQueue* q : it->second) q->push(batch);
+    }
+
+    void fail(std::string_view reason) override {
+        if (node_.failed.exchange(true)) return;
+        node_.metrics.errors.add();
+        node_.logger.error("failed: ", reason, "; the node stops and its input is dropped (counted)");
+        if (node_.input) node_.input->discard();
+    }
+
+    bool stopping() const override { return runtime_.stopping_.load() || node_.failed.load(); }
+
+    bool wait_for(std::chrono::nanoseconds duration) override {
+        std::unique_lock lock(runtime_.mutex_);
+        return !runtime_.changed_.wait_for(lock, duration, [&] { return stopping(); });
+    }
+
+private:
+    Runtime& runtime_;
+    Node& node_;
+};
+
+Runtime::Runtime(const PipelineSpec& spec, const ComponentRegistry& registry, LogSink& log, const Clock* clock)
+    : spec_(spec), registry_(registry), log_(log), clock_(clock ? *clock : system_clock_) {}
+
+Runtime::~Runtime() {
+    request_stop();
+    for (auto& n : nodes_)
+        if (n->thread.joinable()) n->thread.join();
+    // Components go before the queues and contexts they may reference.
+    for (auto& n : nodes_) n->component.reset();
+}
+
+const NodeMetrics* Runtime::metrics(const std::string& node) const {
+    for (const auto& n : nodes_)
+        if (n->spec.name == node) return &n->metrics;
+    return nullptr;
+}
+
+std::vector<std::string> Runtime::node_names() const {
+    std::vector<std::string> out;
+    for (const auto& n : nodes_) out.push_back(n->spec.name);
+    return out;
+}
+
+bool Runtime::build() {
+    bool ok = true;
+    std::map<std::string, Node*> by_name;
+    for (const auto& spec : spec_.nodes) {
+        auto node = std::make_unique<Node>(spec, log_);
+        node->context = std::make_unique<NodeContext>(*this, *node);
+        const ComponentEntry* entry = registry_.find(spec.type);
+        try {
+            if (!entry) throw std::runtime_error("unknown component type '" + spec.type + "'");
+            node->component = entry->create();
+            node->source = dynamic_cast<Source*>(node->component.get());
+            node->filter = dynamic_cast<Filter*>(node->component.get());
+            node->sink = dynamic_cast<Sink*>(node->component.get());
+            node->component->configure(ConfigView(spec.config), *node->context);
+            if (node->filter)
+                for (const auto& o : node->filter->outputs()) node->declared_outputs.insert(o);
+        } catch (const std::exception& e) {
+            log_.write(LogLevel::error, spec.name, std::string("cannot be built: ") + e.what());
+            ok = false;
+        }
+        if (spec.kind != ComponentKind::source)
+            node->input = std::make_unique<BatchQueue>(spec.buffer_max_events, spec.when_full, node->metrics.dropped);
+        by_name[spec.name] = node.get();
+        nodes_.push_back(std::move(node));
+    }
+    for (auto& node : nodes_) {
+        for (const auto& in : node->spec.inputs) {
+            Node* from = by_name.at(in.node);
+            from->outputs[in.output].push_back(node->input.get());
+            auto& down = from->downstream;
+            if (std::find(down.begin(), down.end(), node->input.get()) == down.end()) {
+                down.push_back(node->input.get());
+                node->input->add_producer();
+            }
+        }
+    }
+    return ok;
+}
+
+void Runtime::report_error(Node& node, const std::string& what, const std::exception* e) {
+    node.metrics.errors.add();
+    auto now = steady::now();
+    if (now - node.last_error_log < std::chrono::seconds(1)) {
+        ++node.suppressed_errors;
+        return;
+    }
+    std::string more = node.suppressed_errors
+                           ? " (" + std::to_string(node.suppressed_errors) + " similar errors in the last second)"
+                           : "";
+    node.suppressed_errors = 0;
+    node.last_error_log = now;
+    node.logger.error(what, ": ", e ? e->what() : "unknown exception", more);
+}
+
+void Runtime::report_drops(Node& node, std::uint64_t& reported, steady::time_point& last_report) {
+    std::uint64_t dropped = node.metrics.dropped.value();
+    if (dropped == reported) return;
+    auto now = steady::now();
+    if (now - last_report < std::chrono::seconds(1)) return;
+    node.logger.warn("dropped ", dropped - reported, " events (",
+                     node.failed ? "the node has failed" : "input buffer full, when_full is drop_newest",
+                     "); ", dropped, " in all");
+    reported = dropped;
+    last_report = now;
+}
+
+void Runtime::finish(Node& node) {
+    for (BatchQueue* q : node.downstream) q->producer_done();
+    node.finished = true;
+    {
+        std::lock_guard lock(mutex_);
+        --running_;
+    }
+    changed_.notify_all();
+}
+
+void Runtime::run_source(Node& node) {
+    if (!node.failed) {
+        try {
+            node.source->run();
+        } catch (const std::exception& e) {
+            node.failed = true;
+            report_error(node, "source failed", &e);
+        } catch (...) {
+            node.failed = true;
+            report_error(node, "source failed", nullptr);
+        }
+    }
+    try {
+        node.component->stop();
+    } catch (const std::exception& e) {
+        report_error(node, "stop() threw", &e);
+    }
+    finish(node);
+}
+
+void Runtime::run_consumer(Node& node) {
+    std::uint64_t reported_drops = 0;
+    steady::time_point last_drop_report{};
+    auto tick_interval = node.sink ? node.sink->tick_interval() : std::chrono::milliseconds(500);
+    auto next_tick = steady::now() + tick_interval;
+    SharedBatch batch;
+    for (;;) {
+        auto result = node.input->pop(batch, next_tick);
+        if (result == BatchQueue::Pop::end) break;
+        if (result == BatchQueue::Pop::batch) {
+            node.metrics.received.add(batch->size());
+            if (node.failed) {
+                node.metrics.dropped.add(batch->size());
+            } else {
+                try {
+                    if (node.sink) node.sink->write(*batch);
+                    else node.filter->process(batch);
+                } catch (const std::exception& e) {
+                    node.metrics.dropped.add(batch->size());
+                    report_error(node, node.sink ? "write() threw; the batch is dropped (counted)"
+                                                 : "process() threw; the batch is dropped (counted)",
+                                 &e);
+                } catch (...) {
+                    node.metrics.dropped.add(batch->size());
+                    report_error(node, "threw a non-standard exception; the batch is dropped (counted)", nullptr);
+                }
+            }
+            batch.reset();
+        }
+        if (steady::now() >= next_tick) {
+            next_tick = steady::now() + tick_interval;
+            report_drops(node, reported_drops, last_drop_report);
+            if (node.sink && !node.failed) {
+                try {
+                    node.sink->tick();
+                } catch (const std::exception& e) {
+                    report_error(node, "tick() threw", &e);
+                }
+            }
+        }
+    }
+    if (!node.failed) {
+        try {
+            if (node.sink) node.sink->flush();
+            else node.filter->flush();
+        } catch (const std::exception& e) {
+            report_error(node, "flush() threw", &e);
+        }
+    }
+    try {
+        node.component->stop();
+    } catch (const std::exception& e) {
+        report_error(node, "stop() threw", &e);
+    }
+    report_drops(node, reported_drops, last_drop_report = {});
+    finish(node);
+}
+
+RunResult Runtime::run() {
+    // Sinks first, sources last, so nothing is emitted into a node that is not ready.
+    for (ComponentKind kind : {ComponentKind::sink, ComponentKind::filter, ComponentKind::source}) {
+        for (auto& node : nodes_) {
+            if (node->spec.kind != kind || !node->component) continue;
+            try {
+                node->component->start();
+            } catch (const std::exception& e) {
+                node->failed = true;
+                node->metrics.errors.add();
+                node->logger.error("cannot start: ", e.what(), "; the rest of the pipeline runs without it");
+                if (node->input) node->input->discard();
+            }
+        }
+    }
+    {
+        std::lock_guard lock(mutex_);
+        running_ = nodes_.size();
+    }
+    for (auto& node : nodes_) {
+        Node* n = node.get();
+        if (!n->component) {
+            n->failed = true;
+            if (n->input) n->input->discard();
+        }
+        if (n->spec.kind == ComponentKind::source) {
+            n->thread = std::thread([this, n] {
+                if (n->component) run_source(*n);
+                else finish(*n);
+            });
+        } else {
+            n->thread = std::thread([this, n] { run_consumer(*n); });
+        }
+    }
+
+    RunResult result;
+    {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return running_ == 0 || stopping_.load(); });
+        if (running_ > 0) {
+            auto deadline = steady::now() + spec_.grace_period;
+            changed_.wait_until(lock, deadline, [&] { return running_ == 0; });
+        }
+    }
+    for (auto& node : nodes_) {
+        if (node->failed) result.failed_nodes.push_back(node->spec.name);
+        if (!node->finished) result.unfinished.push_back(node->spec.name);
+    }
+    if (result.unfinished.empty()) {
+        for (auto& node : nodes_) node->thread.join();
+    } else {
+        std::string names;
+        for (const auto& n : result.unfinished) names += (names.empty() ? "" : ", ") + n;
+        log_.write(LogLevel::error, "",
+                   "grace period of " + std::to_string(spec_.grace_period.count()) +
+                       " ms ran out; still busy: " + names);
+        for (auto& node : nodes_) {
+            if (node->finished) node->thread.join();
+            else node->thread.detach();  // the process is about to exit; see the CLI
+        }
+    }
+    for (auto& node : nodes_) {
+        std::string line;
+        for (const auto& s : node->metrics.snapshot())
+            line += (line.empty() ? "" : " ") + s.name + "=" + std::to_string(s.value);
+        node->logger.info(line);
+    }
+    return result;
+}
+
+void Runtime::request_stop() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    changed_.notify_all();
+}
+
+}  // namespace hubflow::core

@@ -1,0 +1,48 @@
+#pragma once
+// Small, allocation-free JSON helpers for hot paths: writing strings into JSON text, and reading one field
+// of an event by path. They work on the text directly instead of building a document.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hubflow/event.h"
+
+namespace hubflow {
+
+// Appends `text` as a quoted JSON string (with escapes) to `out`.
+void append_json_string(std::string& out, std::string_view text);
+
+// A field of an event, named by the path syntax every component shares:
+//   kind, site_id, user_id, id, source, received_at  -> the event's metadata when set, else the payload's
+//                                                       field of that name
+//   a.b.c                                            -> payload field c of object b of object a
+//   payload.x                                        -> payload field x, ignoring metadata
+// A JSON string yields its unescaped text; a number, true or false its JSON text; an object or array its
+// JSON text as written. null and absent fields are "not found".
+class FieldPath {
+public:
+    explicit FieldPath(std::string_view path);  // throws std::invalid_argument for an empty segment
+
+    const std::string& text() const { return text_; }
+
+    // Appends the field's value to `out`; returns false (and appends nothing) when not found.
+    bool append_to(const Event& event, std::string& out) const;
+    std::optional<std::string> get(const Event& event) const;
+
+private:
+    enum class Meta { none, kind, site_id, user_id, id, source, received_at };
+    std::string text_;
+    Meta meta_ = Meta::none;
+    std::vector<std::string> segments_;  // payload path
+};
+
+// Looks up a dotted path in a JSON object text. Same conventions as FieldPath. Returns false when the text
+// is not an object, is malformed along the way, or the field is absent or null.
+bool find_json_field(std::string_view json, const std::vector<std::string>& path, std::string& out);
+
+// RFC 3339 UTC with whole seconds: 2026-08-19T12:50:38Z
+std::string format_utc(std::chrono::system_clock::time_point t);
+
+}  // namespace hubflow

@@ -1,0 +1,112 @@
+#pragma once
+// Test doubles for plugin authors: drive a component in a unit test without a host.
+//
+//   hubflow::testing::FakeContext context("my_node");
+//   MySink sink;
+//   hubflow::Value config = ...;               // or hubflow::testing::parse_config(R"({"path": "x"})")
+//   sink.configure(hubflow::ConfigView(config), context);
+//   ... context.emitted, context.logs, context.clock.advance(...) ...
+
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hubflow/context.h"
+
+namespace hubflow::testing {
+
+class ManualClock : public Clock {
+public:
+    std::chrono::system_clock::time_point now() const override { return wall_; }
+    std::chrono::steady_clock::time_point monotonic() const override { return steady_; }
+    void advance(std::chrono::nanoseconds d) {
+        wall_ += std::chrono::duration_cast<std::chrono::system_clock::duration>(d);
+        steady_ += d;
+    }
+    void set_wall(std::chrono::system_clock::time_point t) { wall_ = t; }
+
+private:
+    std::chrono::system_clock::time_point wall_{std::chrono::seconds(1'800'000'000)};
+    std::chrono::steady_clock::time_point steady_{};
+};
+
+class MemoryLogger : public Logger {
+public:
+    void write(LogLevel level, std::string_view message) override {
+        std::lock_guard lock(mutex_);
+        lines.emplace_back(level, std::string(message));
+    }
+    bool enabled(LogLevel) const override { return true; }
+    bool contains(std::string_view text) const {
+        std::lock_guard lock(mutex_);
+        for (const auto& [level, line] : lines)
+            if (line.find(text) != std::string::npos) return true;
+        return false;
+    }
+    std::vector<std::pair<LogLevel, std::string>> lines;
+
+private:
+    mutable std::mutex mutex_;
+};
+
+class MemoryMetrics : public Metrics {
+public:
+    Counter& counter(std::string_view name, std::string_view) override { return counters[std::string(name)]; }
+    Gauge& gauge(std::string_view name, std::string_view) override { return gauges[std::string(name)]; }
+    std::map<std::string, Counter, std::less<>> counters;
+    std::map<std::string, Gauge, std::less<>> gauges;
+};
+
+class FakeContext : public Context {
+public:
+    explicit FakeContext(std::string name, std::filesystem::path data_dir = {})
+        : name_(std::move(name)), data_dir_(std::move(data_dir)) {}
+
+    const std::string& node_name() const override { return name_; }
+    Logger& log() override { return logger; }
+    Metrics& metrics() override { return metric_registry; }
+    const Clock& clock() const override { return clock_; }
+    std::filesystem::path data_dir() override {
+        if (data_dir_.empty()) data_dir_ = std::filesystem::temp_directory_path() / ("hubflow-fake-" + name_);
+        std::filesystem::create_directories(data_dir_);
+        return data_dir_;
+    }
+    void emit(EventBatch&& batch, std::string_view output = {}) override {
+        emit(std::make_shared<const EventBatch>(std::move(batch)), output);
+    }
+    void emit(SharedBatch batch, std::string_view output = {}) override {
+        std::lock_guard lock(mutex_);
+        for (const auto& e : *batch) emitted[std::string(output)].push_back(e);
+    }
+    void fail(std::string_view reason) override {
+        std::lock_guard lock(mutex_);
+        failures.emplace_back(reason);
+    }
+    bool stopping() const override { return stop_requested; }
+    bool wait_for(std::chrono::nanoseconds d) override {
+        clock_.advance(d);
+        return !stop_requested;
+    }
+
+    ManualClock& clock_control() { return clock_; }
+
+    MemoryLogger logger;
+    MemoryMetrics metric_registry;
+    std::map<std::string, std::vector<Event>> emitted;  // by output ("" = default)
+    std::vector<std::string> failures;
+    bool stop_requested = false;
+
+private:
+    std::string name_;
+    std::filesystem::path data_dir_;
+    ManualClock clock_;
+    std::mutex mutex_;
+};
+
+}  // namespace hubflow::testing

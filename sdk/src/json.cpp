@@ -1,0 +1,269 @@
+#include "hubflow/json.h"
+
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+namespace hubflow {
+
+void append_json_string(std::string& out, std::string_view text) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out += '"';
+    std::size_t run_start = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        out.append(text.data() + run_start, i - run_start);
+        run_start = i + 1;
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            case '\b': out += "\\b"; break;
+            case '\f': out += "\\f"; break;
+            default:
+                out += "\\u00";
+                out += hex[c >> 4];
+                out += hex[c & 0xF];
+        }
+    }
+    out.append(text.data() + run_start, text.size() - run_start);
+    out += '"';
+}
+
+namespace {
+
+// A cursor over JSON text. Every function returns false on malformed input instead of throwing: a payload
+// that is not what a path expects simply has no such field.
+struct Scanner {
+    const char* p;
+    const char* end;
+
+    void ws() {
+        while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+    }
+
+    static void put_utf8(std::string& out, unsigned cp) {
+        if (cp < 0x80) {
+            out += static_cast<char>(cp);
+        } else if (cp < 0x800) {
+            out += static_cast<char>(0xC0 | (cp >> 6));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out += static_cast<char>(0xE0 | (cp >> 12));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else {
+            out += static_cast<char>(0xF0 | (cp >> 18));
+            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        }
+    }
+
+    bool hex4(unsigned& v) {
+        if (end - p < 4) return false;
+        v = 0;
+        for (int i = 0; i < 4; ++i, ++p) {
+            char c = *p;
+            v <<= 4;
+            if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
+            else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
+            else return false;
+        }
+        return true;
+    }
+
+    // At the opening quote. Unescaped text goes to `out` when it is not null.
+    bool string(std::string* out) {
+        if (p >= end || *p != '"') return false;
+        ++p;
+        while (p < end) {
+            const char* run = p;
+            while (p < end && *p != '"' && *p != '\\') ++p;
+            if (out) out->append(run, static_cast<std::size_t>(p - run));
+            if (p >= end) return false;
+            if (*p == '"') {
+                ++p;
+                return true;
+            }
+            ++p;  // backslash
+            if (p >= end) return false;
+            char e = *p++;
+            if (!out) {
+                if (e == 'u' && end - p < 4) return false;
+                if (e == 'u') p += 4;
+                continue;
+            }
+            switch (e) {
+                case '"': *out += '"'; break;
+                case '\\': *out += '\\'; break;
+                case '/': *out += '/'; break;
+                case 'b': *out += '\b'; break;
+                case 'f': *out += '\f'; break;
+                case 'n': *out += '\n'; break;
+                case 'r': *out += '\r'; break;
+                case 't': *out += '\t'; break;
+                case 'u': {
+                    unsigned cp = 0;
+                    if (!hex4(cp)) return false;
+                    if (cp >= 0xD800 && cp < 0xDC00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+                        p += 2;
+                        unsigned low = 0;
+                        if (!hex4(low)) return false;
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                    }
+                    put_utf8(*out, cp);
+                    break;
+                }
+                default: return false;
+            }
+        }
+        return false;
+    }
+
+    bool value_skip() {
+        ws();
+        if (p >= end) return false;
+        if (*p == '"') return string(nullptr);
+        if (*p == '{' || *p == '[') {
+            int depth = 0;
+            while (p < end) {
+                char c = *p;
+                if (c == '"') {
+                    if (!string(nullptr)) return false;
+                    continue;
+                }
+                if (c == '{' || c == '[') ++depth;
+                else if (c == '}' || c == ']') {
+                    if (--depth == 0) {
+                        ++p;
+                        return true;
+                    }
+                }
+                ++p;
+            }
+            return false;
+        }
+        const char* start = p;
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\r' &&
+               *p != '\t')
+            ++p;
+        return p > start;
+    }
+
+    // Finds `path[depth..]` inside the object at p.
+    bool find(const std::vector<std::string>& path, std::size_t depth, std::string& out) {
+        ws();
+        if (p >= end || *p != '{') return false;
+        ++p;
+        std::string key;
+        for (;;) {
+            ws();
+            if (p < end && *p == '}') return false;
+            key.clear();
+            if (!string(&key)) return false;
+            ws();
+            if (p >= end || *p != ':') return false;
+            ++p;
+            ws();
+            if (key == path[depth]) {
+                if (depth + 1 < path.size()) return find(path, depth + 1, out);
+                if (p >= end) return false;
+                if (*p == '"') return string(&out);
+                const char* start = p;
+                if (!value_skip()) return false;
+                std::string_view raw(start, static_cast<std::size_t>(p - start));
+                if (raw == "null") return false;
+                out.append(raw);
+                return true;
+            }
+            if (!value_skip()) return false;
+            ws();
+            if (p < end && *p == ',') {
+                ++p;
+                continue;
+            }
+            return false;
+        }
+    }
+};
+
+}  // namespace
+
+bool find_json_field(std::string_view json, const std::vector<std::string>& path, std::string& out) {
+    if (path.empty()) return false;
+    Scanner s{json.data(), json.data() + json.size()};
+    std::size_t mark = out.size();
+    if (s.find(path, 0, out)) return true;
+    out.resize(mark);
+    return false;
+}
+
+FieldPath::FieldPath(std::string_view path) : text_(path) {
+    std::string_view rest = path;
+    bool force_payload = false;
+    if (rest.substr(0, 8) == "payload.") {
+        rest.remove_prefix(8);
+        force_payload = true;
+    }
+    if (!force_payload) {
+        if (rest == "kind") meta_ = Meta::kind;
+        else if (rest == "site_id") meta_ = Meta::site_id;
+        else if (rest == "user_id") meta_ = Meta::user_id;
+        else if (rest == "id") meta_ = Meta::id;
+        else if (rest == "source") meta_ = Meta::source;
+        else if (rest == "received_at") meta_ = Meta::received_at;
+    }
+    while (true) {
+        auto dot = rest.find('.');
+        std::string_view seg = rest.substr(0, dot);
+        if (seg.empty()) throw std::invalid_argument("field path '" + text_ + "' has an empty segment");
+        segments_.emplace_back(seg);
+        if (dot == std::string_view::npos) break;
+        rest.remove_prefix(dot + 1);
+    }
+}
+
+bool FieldPath::append_to(const Event& event, std::string& out) const {
+    const std::string* meta = nullptr;
+    switch (meta_) {
+        case Meta::none: break;
+        case Meta::kind: meta = &event.meta.kind; break;
+        case Meta::site_id: meta = &event.meta.site_id; break;
+        case Meta::user_id: meta = &event.meta.user_id; break;
+        case Meta::id: meta = &event.meta.id; break;
+        case Meta::source: meta = &event.meta.source; break;
+        case Meta::received_at:
+            if (event.meta.received_at.time_since_epoch().count() != 0) {
+                out += format_utc(event.meta.received_at);
+                return true;
+            }
+            break;
+    }
+    if (meta && !meta->empty()) {
+        out += *meta;
+        return true;
+    }
+    return find_json_field(event.payload, segments_, out);
+}
+
+std::optional<std::string> FieldPath::get(const Event& event) const {
+    std::string out;
+    if (!append_to(event, out)) return std::nullopt;
+    return out;
+}
+
+std::string format_utc(std::chrono::system_clock::time_point t) {
+    std::time_t secs = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+}  // namespace hubflow

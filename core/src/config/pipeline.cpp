@@ -490,21 +490,22 @@ std::vector<std::string> find_cycle(const PipelineSpec& spec) {
 }
 
 std::string to_dot(const PipelineSpec& spec) {
-    auto quote = [](const std::string& s) {
-        std::string out = "\"";
+    auto escape = [](const std::string& s) {
+        std::string out;
         for (char c : s) {
             if (c == '"' || c == '\\') out += '\\';
             out += c;
         }
-        return out + "\"";
+        return out;
     };
+    auto quote = [&](const std::string& s) { return "\"" + escape(s) + "\""; };
     std::ostringstream dot;
     dot << "digraph pipeline {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n";
     for (const auto& n : spec.nodes) {
         const char* shape = n.kind == ComponentKind::source ? "invhouse"
                             : n.kind == ComponentKind::filter ? "box"
                                                               : "house";
-        dot << "  " << quote(n.name) << " [shape=" << shape << ", label=" << quote(n.name + "\n" + n.type) << "];\n";
+        dot << "  " << quote(n.name) << " [shape=" << shape << ", label=\"" << escape(n.name) << "\\n" << escape(n.type) << "\"];\n";
     }
     for (const auto& n : spec.nodes)
         for (const auto& in : n.inputs) {

@@ -17,15 +17,17 @@ namespace hubflow::core {
 namespace fs = std::filesystem;
 
 std::optional<AbiMarker> read_abi_marker(const fs::path& file) {
-    std::vector<std::string> symbols;
+    // Section names, not symbols: Boost.DLL 1.74 reads only the static symbol table (gone after `strip`)
+    // and can pick the wrong string table for it; section headers are always there.
+    std::vector<std::string> sections;
     try {
         boost::dll::library_info info(file, /*throw_if_not_native=*/true);
-        symbols = info.symbols();
+        sections = info.sections();
     } catch (const std::exception& e) {
         throw std::runtime_error(std::string("it is not a shared library this host can read (") + e.what() + ")");
     }
-    static const std::regex marker(R"(hubflow_sdk_abi_v(\d+)_(\d+))");
-    for (const auto& name : symbols) {
+    static const std::regex marker(R"(\.hubflow_sdk_abi\.v(\d+)_(\d+))");
+    for (const auto& name : sections) {
         std::smatch m;
         if (std::regex_match(name, m, marker)) return AbiMarker{std::stoi(m[1]), std::stoi(m[2])};
     }

@@ -25,7 +25,7 @@ struct AbiMarker {
     int minor = 0;
 };
 
-// Reads the marker from the library's dynamic symbol table with Boost.DLL. No code of the library runs.
+// Reads the marker from the library's section headers with Boost.DLL. No code of the library runs.
 // Throws std::runtime_error when the file is not a readable shared library; nullopt when it has no marker.
 std::optional<AbiMarker> read_abi_marker(const std::filesystem::path& file);
 

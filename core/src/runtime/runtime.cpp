@@ -177,12 +177,16 @@ void Runtime::report_drops(Node& node, std::uint64_t& reported, steady::time_poi
 
 void Runtime::finish(Node& node) {
     for (BatchQueue* q : node.downstream) q->producer_done();
+    // Notify under the lock: once a waiter sees running_ drop, this thread no longer touches the runtime.
+    std::lock_guard lock(mutex_);
     node.finished = true;
-    {
-        std::lock_guard lock(mutex_);
-        --running_;
-    }
+    --running_;
     changed_.notify_all();
+}
+
+bool Runtime::wait_until_finished(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return running_ == 0; });
 }
 
 void Runtime::run_source(Node& node) {
@@ -222,6 +226,8 @@ void Runtime::run_consumer(Node& node) {
                 try {
                     if (node.sink) node.sink->write(*batch);
                     else node.filter->process(batch);
+                    // A node that gives up inside write() has not delivered this batch.
+                    if (node.failed && node.sink) node.metrics.dropped.add(batch->size());
                 } catch (const std::exception& e) {
                     node.metrics.dropped.add(batch->size());
                     report_error(node, node.sink ? "write() threw; the batch is dropped (counted)"

@@ -51,6 +51,9 @@ public:
     // Starts the nodes and blocks until the graph is finished (see above). Call once, after build().
     RunResult run();
 
+    // After run() returned with unfinished nodes: waits for them to end, so the Runtime may be destroyed.
+    bool wait_until_finished(std::chrono::milliseconds timeout);
+
     // Thread-safe and idempotent; from a signal-handling thread, for instance.
     void request_stop();
     bool stop_requested() const { return stopping_.load(); }

@@ -8,9 +8,9 @@
 //   static hubflow::ComponentDescription describe();
 //
 // The macro exports three things:
-//  - the ABI marker: a symbol whose *name* carries the SDK version the plugin was built with
-//    (hubflow_sdk_abi_v<major>_<minor>). The host reads symbol names from the file with Boost.DLL, so a plugin
-//    built for another SDK is refused before any of its code runs (no static constructors, no dlopen);
+//  - the ABI marker: an ELF section (and symbol) whose *name* carries the SDK version the plugin was built with
+//    (.hubflow_sdk_abi.v<major>_<minor>). The host reads section names from the file with Boost.DLL, so a
+//    plugin built for another SDK is refused before any of its code runs (no static constructors, no dlopen);
 //  - Poco's ClassLoader manifest (pocoBuildManifest), through which the host creates components by type;
 //  - hubflow_plugin_description(): the plugin's name, version and each component's description and schema.
 //
@@ -37,8 +37,12 @@
 #define HUBFLOW_DETAIL_XSTR(x) HUBFLOW_DETAIL_STR(x)
 
 // The marker alone; HUBFLOW_PLUGIN uses it. Tests use it to build plugins that claim another version.
+// The version is in the name of an ELF section as well as of the symbol: section headers survive `strip`,
+// and the host reads them without loading the library.
 #define HUBFLOW_ABI_MARKER(major, minor)                                                                 \
-    extern "C" HUBFLOW_PLUGIN_EXPORT const char HUBFLOW_DETAIL_ABI_SYMBOL(major, minor)[] =              \
+    extern "C" HUBFLOW_PLUGIN_EXPORT                                                                     \
+    __attribute__((used, section(".hubflow_sdk_abi.v" HUBFLOW_DETAIL_XSTR(major) "_" HUBFLOW_DETAIL_XSTR(minor)))) \
+    const char HUBFLOW_DETAIL_ABI_SYMBOL(major, minor)[] =                                               \
         "hubflow-sdk " HUBFLOW_DETAIL_XSTR(major) "." HUBFLOW_DETAIL_XSTR(minor);
 
 namespace hubflow::detail {

@@ -1,0 +1,51 @@
+#pragma once
+// Runs a real program for integration tests: captures stdout and stderr, waits with a deadline, sends
+// signals. Never sleeps blindly: callers wait on conditions with deadlines.
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace hubflow::test {
+
+class Process {
+public:
+    Process(const std::string& program, const std::vector<std::string>& args,
+            const std::map<std::string, std::string>& env = {}, const std::string& workdir = "");
+    ~Process();  // kills the process if it still runs
+
+    // Exit code, or nullopt when it did not end before the timeout. A signal death is 128 + signal.
+    std::optional<int> wait(std::chrono::milliseconds timeout);
+    void signal(int sig);
+    int pid() const { return pid_; }
+
+    std::string out();  // everything read so far
+    std::string err();
+    // Waits until stderr contains `text`.
+    bool wait_for_err(const std::string& text, std::chrono::milliseconds timeout);
+
+private:
+    void reader(int fd, std::string& into);
+    int pid_ = -1;
+    std::optional<int> exit_code_;
+    std::mutex mutex_;
+    std::string out_, err_;
+    std::thread out_reader_, err_reader_;
+};
+
+struct RunResult {
+    int code;
+    std::string out;
+    std::string err;
+};
+
+// Runs to completion (fails the calling test on timeout).
+RunResult run_program(const std::string& program, const std::vector<std::string>& args,
+                      const std::map<std::string, std::string>& env = {},
+                      std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+}  // namespace hubflow::test

@@ -21,7 +21,9 @@ ConfigError ConfigView::error(std::string_view key, const std::string& message) 
     return ConfigError(path_of(key), message, v ? v->position : object_->position);
 }
 
-const Value* ConfigView::find(std::string_view key) const { return object_->find(key); }
+const Value* ConfigView::find(std::string_view key) const {
+    return object_->find(key);
+}
 
 bool ConfigView::has(std::string_view key) const {
     const Value* v = find(key);
@@ -66,8 +68,7 @@ std::vector<std::string> ConfigView::strings(std::string_view key) const {
         const Value& item = v.as_array()[i];
         if (!item.is_string())
             throw ConfigError(path_of(key) + "[" + std::to_string(i) + "]",
-                              std::string("expected a string, found ") + Value::type_name(item.type()),
-                              item.position);
+                              std::string("expected a string, found ") + Value::type_name(item.type()), item.position);
         out.push_back(item.as_string());
     }
     return out;
@@ -110,7 +111,8 @@ std::string ConfigView::one_of(std::string_view key, const std::vector<std::stri
     std::string v = string(key);
     if (std::find(allowed.begin(), allowed.end(), v) != allowed.end()) return v;
     std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    for (const auto& a : allowed)
+        list += (list.empty() ? "" : ", ") + a;
     throw error(key, "must be one of " + list + ", found '" + v + "'");
 }
 

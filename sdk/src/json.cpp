@@ -16,13 +16,27 @@ void append_json_string(std::string& out, std::string_view text) {
         out.append(text.data() + run_start, i - run_start);
         run_start = i + 1;
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
             default:
                 out += "\\u00";
                 out += hex[c >> 4];
@@ -42,7 +56,8 @@ struct Scanner {
     const char* end;
 
     void ws() {
-        while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+        while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+            ++p;
     }
 
     static void put_utf8(std::string& out, unsigned cp) {
@@ -69,10 +84,14 @@ struct Scanner {
         for (int i = 0; i < 4; ++i, ++p) {
             char c = *p;
             v <<= 4;
-            if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-            else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
-            else return false;
+            if (c >= '0' && c <= '9')
+                v |= static_cast<unsigned>(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= static_cast<unsigned>(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                v |= static_cast<unsigned>(c - 'A' + 10);
+            else
+                return false;
         }
         return true;
     }
@@ -83,7 +102,8 @@ struct Scanner {
         ++p;
         while (p < end) {
             const char* run = p;
-            while (p < end && *p != '"' && *p != '\\') ++p;
+            while (p < end && *p != '"' && *p != '\\')
+                ++p;
             if (out) out->append(run, static_cast<std::size_t>(p - run));
             if (p >= end) return false;
             if (*p == '"') {
@@ -99,14 +119,30 @@ struct Scanner {
                 continue;
             }
             switch (e) {
-                case '"': *out += '"'; break;
-                case '\\': *out += '\\'; break;
-                case '/': *out += '/'; break;
-                case 'b': *out += '\b'; break;
-                case 'f': *out += '\f'; break;
-                case 'n': *out += '\n'; break;
-                case 'r': *out += '\r'; break;
-                case 't': *out += '\t'; break;
+                case '"':
+                    *out += '"';
+                    break;
+                case '\\':
+                    *out += '\\';
+                    break;
+                case '/':
+                    *out += '/';
+                    break;
+                case 'b':
+                    *out += '\b';
+                    break;
+                case 'f':
+                    *out += '\f';
+                    break;
+                case 'n':
+                    *out += '\n';
+                    break;
+                case 'r':
+                    *out += '\r';
+                    break;
+                case 't':
+                    *out += '\t';
+                    break;
                 case 'u': {
                     unsigned cp = 0;
                     if (!hex4(cp)) return false;
@@ -119,7 +155,8 @@ struct Scanner {
                     put_utf8(*out, cp);
                     break;
                 }
-                default: return false;
+                default:
+                    return false;
             }
         }
         return false;
@@ -137,7 +174,8 @@ struct Scanner {
                     if (!string(nullptr)) return false;
                     continue;
                 }
-                if (c == '{' || c == '[') ++depth;
+                if (c == '{' || c == '[')
+                    ++depth;
                 else if (c == '}' || c == ']') {
                     if (--depth == 0) {
                         ++p;
@@ -149,8 +187,7 @@ struct Scanner {
             return false;
         }
         const char* start = p;
-        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\r' &&
-               *p != '\t')
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\r' && *p != '\t')
             ++p;
         return p > start;
     }
@@ -211,12 +248,18 @@ FieldPath::FieldPath(std::string_view path) : text_(path) {
         force_payload = true;
     }
     if (!force_payload) {
-        if (rest == "kind") meta_ = Meta::kind;
-        else if (rest == "site_id") meta_ = Meta::site_id;
-        else if (rest == "user_id") meta_ = Meta::user_id;
-        else if (rest == "id") meta_ = Meta::id;
-        else if (rest == "source") meta_ = Meta::source;
-        else if (rest == "received_at") meta_ = Meta::received_at;
+        if (rest == "kind")
+            meta_ = Meta::kind;
+        else if (rest == "site_id")
+            meta_ = Meta::site_id;
+        else if (rest == "user_id")
+            meta_ = Meta::user_id;
+        else if (rest == "id")
+            meta_ = Meta::id;
+        else if (rest == "source")
+            meta_ = Meta::source;
+        else if (rest == "received_at")
+            meta_ = Meta::received_at;
     }
     while (true) {
         auto dot = rest.find('.');
@@ -231,12 +274,23 @@ FieldPath::FieldPath(std::string_view path) : text_(path) {
 bool FieldPath::append_to(const Event& event, std::string& out) const {
     const std::string* meta = nullptr;
     switch (meta_) {
-        case Meta::none: break;
-        case Meta::kind: meta = &event.meta.kind; break;
-        case Meta::site_id: meta = &event.meta.site_id; break;
-        case Meta::user_id: meta = &event.meta.user_id; break;
-        case Meta::id: meta = &event.meta.id; break;
-        case Meta::source: meta = &event.meta.source; break;
+        case Meta::none:
+            break;
+        case Meta::kind:
+            meta = &event.meta.kind;
+            break;
+        case Meta::site_id:
+            meta = &event.meta.site_id;
+            break;
+        case Meta::user_id:
+            meta = &event.meta.user_id;
+            break;
+        case Meta::id:
+            meta = &event.meta.id;
+            break;
+        case Meta::source:
+            meta = &event.meta.source;
+            break;
         case Meta::received_at:
             if (event.meta.received_at.time_since_epoch().count() != 0) {
                 out += format_utc(event.meta.received_at);

@@ -21,12 +21,18 @@ Value* Value::find(std::string_view key) {
 
 const char* Value::type_name(Type t) {
     switch (t) {
-        case Type::null: return "null";
-        case Type::boolean: return "boolean";
-        case Type::number: return "number";
-        case Type::string: return "string";
-        case Type::array: return "array";
-        case Type::object: return "object";
+        case Type::null:
+            return "null";
+        case Type::boolean:
+            return "boolean";
+        case Type::number:
+            return "number";
+        case Type::string:
+            return "string";
+        case Type::array:
+            return "array";
+        case Type::object:
+            return "object";
     }
     return "?";
 }
@@ -34,8 +40,12 @@ const char* Value::type_name(Type t) {
 namespace {
 void write_json(const Value& v, std::string& out) {
     switch (v.type()) {
-        case Value::Type::null: out += "null"; break;
-        case Value::Type::boolean: out += v.as_bool() ? "true" : "false"; break;
+        case Value::Type::null:
+            out += "null";
+            break;
+        case Value::Type::boolean:
+            out += v.as_bool() ? "true" : "false";
+            break;
         case Value::Type::number:
             if (v.is_integer()) {
                 out += std::to_string(v.as_int());
@@ -45,7 +55,9 @@ void write_json(const Value& v, std::string& out) {
                 out += buf;
             }
             break;
-        case Value::Type::string: append_json_string(out, v.as_string()); break;
+        case Value::Type::string:
+            append_json_string(out, v.as_string());
+            break;
         case Value::Type::array: {
             out += '[';
             bool first = true;
@@ -82,23 +94,34 @@ std::string to_json(const Value& value) {
 
 const char* kind_name(ComponentKind kind) {
     switch (kind) {
-        case ComponentKind::source: return "source";
-        case ComponentKind::filter: return "filter";
-        case ComponentKind::sink: return "sink";
+        case ComponentKind::source:
+            return "source";
+        case ComponentKind::filter:
+            return "filter";
+        case ComponentKind::sink:
+            return "sink";
     }
     return "?";
 }
 
 const char* field_type_name(FieldType type) {
     switch (type) {
-        case FieldType::string: return "string";
-        case FieldType::integer: return "integer";
-        case FieldType::number: return "number";
-        case FieldType::boolean: return "boolean";
-        case FieldType::strings: return "list of strings";
-        case FieldType::object: return "object";
-        case FieldType::map: return "object";
-        case FieldType::any: return "any";
+        case FieldType::string:
+            return "string";
+        case FieldType::integer:
+            return "integer";
+        case FieldType::number:
+            return "number";
+        case FieldType::boolean:
+            return "boolean";
+        case FieldType::strings:
+            return "list of strings";
+        case FieldType::object:
+            return "object";
+        case FieldType::map:
+            return "object";
+        case FieldType::any:
+            return "any";
     }
     return "?";
 }

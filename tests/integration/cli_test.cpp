@@ -23,9 +23,8 @@ const std::string test_plugins = HUBFLOW_TEST_PLUGIN_DIR;
 class Cli : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir = fs::temp_directory_path() /
-              ("hubflow-cli-" + std::to_string(::getpid()) + "-" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        dir = fs::temp_directory_path() / ("hubflow-cli-" + std::to_string(::getpid()) + "-" +
+                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::remove_all(dir);
         fs::create_directories(dir);
     }
@@ -40,7 +39,8 @@ protected:
     static std::vector<std::string> lines_of(const fs::path& file) {
         std::ifstream in(file);
         std::vector<std::string> out;
-        for (std::string line; std::getline(in, line);) out.push_back(line);
+        for (std::string line; std::getline(in, line);)
+            out.push_back(line);
         return out;
     }
 
@@ -89,7 +89,8 @@ TEST_F(Cli, PluginsListsEveryComponent) {
     auto r = run_program(hubflow_bin, {"plugins"});
     ASSERT_EQ(r.code, 0) << r.err;
     for (const char* type : {"generator", "file", "console"})
-        EXPECT_TRUE(std::regex_search(r.out, std::regex(std::string("\n") + type + " +(source|sink) +0\\.1\\.0 +hubflow_")))
+        EXPECT_TRUE(
+            std::regex_search(r.out, std::regex(std::string("\n") + type + " +(source|sink) +0\\.1\\.0 +hubflow_")))
             << type << "\n"
             << r.out;
     auto d = run_program(hubflow_bin, {"plugins", "--describe", "file"});
@@ -110,9 +111,11 @@ TEST_F(Cli, BrokenPluginsAreReportedAndOthersStillLoad) {
 
 TEST_F(Cli, RunGeneratorToFileWritesExactlyNWellFormedLines) {
     std::string pipeline = write("p.json", R"({
-      "data_dir": ")" + (dir / "data").string() + R"(",
+      "data_dir": ")" + (dir / "data").string() +
+                                               R"(",
       "sources": {"gen": {"type": "generator", "count": 25000, "seed": 7, "incident_ratio": 0.1}},
-      "sinks": {"out": {"type": "file", "inputs": ["gen"], "path": ")" + (dir / "out.jsonl").string() + R"("}}
+      "sinks": {"out": {"type": "file", "inputs": ["gen"], "path": ")" +
+                                               (dir / "out.jsonl").string() + R"("}}
     })");
     auto r = run_program(hubflow_bin, {"run", pipeline});
     ASSERT_EQ(r.code, 0) << r.err;
@@ -136,7 +139,8 @@ TEST_F(Cli, InvalidPipelineReportsEveryProblemAndExits65) {
     EXPECT_NE(r.err.find("node 'gen', key 'type': unknown component type 'generatr' (did you mean 'generator'?)"),
               std::string::npos)
         << r.err;
-    EXPECT_NE(r.err.find("node 'out', key 'rotate_byte': unknown key (did you mean 'rotate_bytes'?)"), std::string::npos)
+    EXPECT_NE(r.err.find("node 'out', key 'rotate_byte': unknown key (did you mean 'rotate_bytes'?)"),
+              std::string::npos)
         << r.err;
     EXPECT_NE(r.err.find("input 'ghost' names no node"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("node 'out2', key 'keep_files': expected an integer, found a string"), std::string::npos)
@@ -178,7 +182,8 @@ TEST_F(Cli, SigtermDrainsEverythingAcceptedAndExitsZero) {
     std::string pipeline = write("live.json", R"({
       "data_dir": ")" + (dir / "data").string() + R"(",
       "sources": {"gen": {"type": "generator", "rate": 20000}},
-      "sinks": {"out": {"type": "file", "inputs": ["gen"], "path": ")" + (dir / "live.jsonl").string() + R"(",
+      "sinks": {"out": {"type": "file", "inputs": ["gen"], "path": ")" +
+                                                  (dir / "live.jsonl").string() + R"(",
                         "fsync": "never"}}
     })");
     Process p(hubflow_bin, {"run", pipeline});
@@ -203,9 +208,11 @@ TEST_F(Cli, FailingComponentIsNamedAndTheRestOfTheGraphRuns) {
       "plugin_paths": [")" + test_plugins + R"("],
       "sources": {"mem": {"type": "memory", "payloads": ["{\"n\":1}", "{\"n\":2}", "{\"boom\":1}"], "repeat": 100,
                           "batch_size": 3}},
-      "sinks": {"fragile": {"type": "capture", "inputs": ["mem"], "path": ")" + (dir / "fragile.jsonl").string() + R"(",
+      "sinks": {"fragile": {"type": "capture", "inputs": ["mem"], "path": ")" +
+                                                  (dir / "fragile.jsonl").string() + R"(",
                             "fail_on": "boom", "fail_with": "the disk is on fire"},
-                "sturdy": {"type": "capture", "inputs": ["mem"], "path": ")" + (dir / "sturdy.jsonl").string() + R"("}}
+                "sturdy": {"type": "capture", "inputs": ["mem"], "path": ")" +
+                                                  (dir / "sturdy.jsonl").string() + R"("}}
     })");
     auto r = run_program(hubflow_bin, {"run", pipeline});
     EXPECT_EQ(r.code, 1) << r.err;
@@ -220,7 +227,8 @@ TEST_F(Cli, SourceThatThrowsIsNamedAndTheHostDrainsTheRest) {
       "plugin_paths": [")" + test_plugins + R"("],
       "sources": {"bad": {"type": "memory", "payloads": ["{}"], "repeat": 1000, "throw_after": 500, "batch_size": 10},
                   "good": {"type": "memory", "payloads": ["{}"], "repeat": 700}},
-      "sinks": {"all": {"type": "capture", "inputs": ["bad", "good"], "path": ")" + (dir / "all.jsonl").string() + R"("}}
+      "sinks": {"all": {"type": "capture", "inputs": ["bad", "good"], "path": ")" +
+                                                   (dir / "all.jsonl").string() + R"("}}
     })");
     auto r = run_program(hubflow_bin, {"run", pipeline});
     EXPECT_EQ(r.code, 1) << r.err;

@@ -16,8 +16,7 @@ namespace hubflow::test {
 Process::Process(const std::string& program, const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env, const std::string& workdir) {
     int out_pipe[2], err_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)
-        throw std::runtime_error("pipe failed");
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
@@ -35,7 +34,8 @@ Process::Process(const std::string& program, const std::vector<std::string>& arg
     std::vector<std::string> argv_s = {program};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
+    for (auto& a : argv_s)
+        argv.push_back(a.data());
     argv.push_back(nullptr);
 
     std::map<std::string, std::string> merged;
@@ -44,11 +44,14 @@ Process::Process(const std::string& program, const std::vector<std::string>& arg
         auto eq = kv.find('=');
         if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
-    for (const auto& [k, v] : env) merged[k] = v;
+    for (const auto& [k, v] : env)
+        merged[k] = v;
     std::vector<std::string> env_s;
-    for (const auto& [k, v] : merged) env_s.push_back(k + "=" + v);
+    for (const auto& [k, v] : merged)
+        env_s.push_back(k + "=" + v);
     std::vector<char*> envp;
-    for (auto& e : env_s) envp.push_back(e.data());
+    for (auto& e : env_s)
+        envp.push_back(e.data());
     envp.push_back(nullptr);
 
     int rc = posix_spawn(&pid_, program.c_str(), &actions, &attr, argv.data(), envp.data());
@@ -103,7 +106,9 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
     }
 }
 
-void Process::signal(int sig) { ::kill(pid_, sig); }
+void Process::signal(int sig) {
+    ::kill(pid_, sig);
+}
 
 std::string Process::out() {
     std::lock_guard lock(mutex_);

@@ -8,15 +8,21 @@
 namespace hubflow::test {
 
 ComponentDescription MemorySource::describe() {
-    return {"memory", ComponentKind::source, "test source: emits the configured payloads",
+    return {"memory",
+            ComponentKind::source,
+            "test source: emits the configured payloads",
             {{.name = "payloads", .type = FieldType::strings, .default_json = R"(["{}"])", .doc = "payloads to emit"},
              {.name = "repeat", .type = FieldType::integer, .default_json = "1", .doc = "times to emit the list"},
              {.name = "batch_size", .type = FieldType::integer, .default_json = "100", .doc = "events per batch"},
              {.name = "kind", .type = FieldType::string, .default_json = R"("entry")", .doc = "metadata kind"},
              {.name = "site_id", .type = FieldType::string, .default_json = R"("")", .doc = "metadata site_id"},
-             {.name = "until_stopped", .type = FieldType::boolean, .default_json = "false",
+             {.name = "until_stopped",
+              .type = FieldType::boolean,
+              .default_json = "false",
               .doc = "after the payloads, keep running until shutdown"},
-             {.name = "throw_after", .type = FieldType::integer, .default_json = "-1",
+             {.name = "throw_after",
+              .type = FieldType::integer,
+              .default_json = "-1",
               .doc = "throw from run() after this many events (-1 = never)"}}};
 }
 
@@ -60,15 +66,21 @@ void MemorySource::run() {
 }
 
 ComponentDescription CaptureSink::describe() {
-    return {"capture", ComponentKind::sink, "test sink: writes events with metadata as JSON lines",
-            {{.name = "path", .type = FieldType::string, .required = true, .doc = "output file",
-              .claim = Claim::file_path},
-             {.name = "fail_on", .type = FieldType::string, .default_json = R"("")",
-              .doc = "write() throws for a batch holding a payload containing this text"},
-             {.name = "fail_with", .type = FieldType::string, .default_json = R"("")",
-              .doc = "call context.fail() with this reason for a batch holding fail_on"},
-             {.name = "fail_start", .type = FieldType::boolean, .default_json = "false", .doc = "start() throws"},
-             {.name = "delay_ms", .type = FieldType::integer, .default_json = "0", .doc = "pause per batch"}}};
+    return {
+        "capture",
+        ComponentKind::sink,
+        "test sink: writes events with metadata as JSON lines",
+        {{.name = "path", .type = FieldType::string, .required = true, .doc = "output file", .claim = Claim::file_path},
+         {.name = "fail_on",
+          .type = FieldType::string,
+          .default_json = R"("")",
+          .doc = "write() throws for a batch holding a payload containing this text"},
+         {.name = "fail_with",
+          .type = FieldType::string,
+          .default_json = R"("")",
+          .doc = "call context.fail() with this reason for a batch holding fail_on"},
+         {.name = "fail_start", .type = FieldType::boolean, .default_json = "false", .doc = "start() throws"},
+         {.name = "delay_ms", .type = FieldType::integer, .default_json = "0", .doc = "pause per batch"}}};
 }
 
 void CaptureSink::configure(const ConfigView& config, Context& context) {

@@ -14,11 +14,14 @@ namespace {
 
 SharedBatch batch_of(std::size_t n) {
     EventBatch b(n);
-    for (std::size_t i = 0; i < n; ++i) b[i].payload = std::to_string(i);
+    for (std::size_t i = 0; i < n; ++i)
+        b[i].payload = std::to_string(i);
     return std::make_shared<const EventBatch>(std::move(b));
 }
 
-auto soon() { return std::chrono::steady_clock::now() + 5s; }
+auto soon() {
+    return std::chrono::steady_clock::now() + 5s;
+}
 
 }  // namespace
 
@@ -84,7 +87,8 @@ TEST(BatchQueue, FanInKeepsEachProducersOrder) {
     Counter dropped;
     BatchQueue q(16, WhenFull::block, dropped);
     constexpr int producers = 3, batches = 500;
-    for (int p = 0; p < producers; ++p) q.add_producer();
+    for (int p = 0; p < producers; ++p)
+        q.add_producer();
     std::vector<std::thread> threads;
     for (int p = 0; p < producers; ++p)
         threads.emplace_back([&, p] {
@@ -104,7 +108,8 @@ TEST(BatchQueue, FanInKeepsEachProducersOrder) {
         EXPECT_EQ(std::stoi((*out)[0].payload), next[p]++);
         ++total;
     }
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
     EXPECT_EQ(total, producers * batches);
 }
 

@@ -22,7 +22,8 @@ Environment fake_env(std::map<std::string, std::string> vars) {
 }  // namespace
 
 TEST(EnvExpand, ReplacesVariablesAndDefaultsInStrings) {
-    Value doc = parse_json(R"({"sinks":{"out":{"path":"${DIR}/x-${MISSING:-dflt}.jsonl","n":"$$5","e":"${EMPTY:-fallback}"}}})");
+    Value doc = parse_json(
+        R"({"sinks":{"out":{"path":"${DIR}/x-${MISSING:-dflt}.jsonl","n":"$$5","e":"${EMPTY:-fallback}"}}})");
     Diagnostics diags("p.json");
     expand_environment(doc, fake_env({{"DIR", "/tmp/out"}, {"EMPTY", ""}}), diags);
     ASSERT_TRUE(diags.empty()) << diags.to_string();

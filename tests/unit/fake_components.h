@@ -42,11 +42,14 @@ inline Recorder* recorder = nullptr;  // set by each test fixture; the component
 class TickerSource final : public Source {
 public:
     static ComponentDescription describe() {
-        return {"ticker", ComponentKind::source, "emits `count` numbered events",
-                {{.name = "count", .type = FieldType::integer, .default_json = "10", .doc = "events to emit"},
-                 {.name = "batch", .type = FieldType::integer, .default_json = "4", .doc = "events per batch"},
-                 {.name = "forever", .type = FieldType::boolean, .default_json = "false", .doc = "then idle until stop"},
-                 {.name = "label", .type = FieldType::string, .default_json = R"("t")", .doc = "payload prefix"}}};
+        return {
+            "ticker",
+            ComponentKind::source,
+            "emits `count` numbered events",
+            {{.name = "count", .type = FieldType::integer, .default_json = "10", .doc = "events to emit"},
+             {.name = "batch", .type = FieldType::integer, .default_json = "4", .doc = "events per batch"},
+             {.name = "forever", .type = FieldType::boolean, .default_json = "false", .doc = "then idle until stop"},
+             {.name = "label", .type = FieldType::string, .default_json = R"("t")", .doc = "payload prefix"}}};
     }
     void configure(const ConfigView& c, Context& ctx) override {
         ctx_ = &ctx;
@@ -82,8 +85,12 @@ private:
 class SplitFilter final : public Filter {
 public:
     static ComponentDescription describe() {
-        return {"split", ComponentKind::filter, "routes by kind",
-                {{.name = "outputs", .type = FieldType::strings, .default_json = R"(["entries","incidents"])",
+        return {"split",
+                ComponentKind::filter,
+                "routes by kind",
+                {{.name = "outputs",
+                  .type = FieldType::strings,
+                  .default_json = R"(["entries","incidents"])",
                   .doc = "named outputs"}}};
     }
     void configure(const ConfigView& c, Context& ctx) override {
@@ -95,7 +102,8 @@ public:
     std::vector<std::string> outputs() const override { return outputs_; }
     void process(const SharedBatch& batch) override {
         EventBatch entries, incidents;
-        for (const auto& e : *batch) (e.meta.kind == "entry" ? entries : incidents).push_back(e);
+        for (const auto& e : *batch)
+            (e.meta.kind == "entry" ? entries : incidents).push_back(e);
         ctx_->emit(std::move(entries), "entries");
         ctx_->emit(std::move(incidents), "incidents");
     }
@@ -118,17 +126,29 @@ private:
 class StoreSink final : public Sink {
 public:
     static ComponentDescription describe() {
-        return {"store", ComponentKind::sink, "records events",
-                {{.name = "path", .type = FieldType::string, .default_json = R"("")", .doc = "claimed file",
+        return {"store",
+                ComponentKind::sink,
+                "records events",
+                {{.name = "path",
+                  .type = FieldType::string,
+                  .default_json = R"("")",
+                  .doc = "claimed file",
                   .claim = Claim::file_path},
-                 {.name = "listen", .type = FieldType::string, .default_json = R"("")", .doc = "claimed address",
+                 {.name = "listen",
+                  .type = FieldType::string,
+                  .default_json = R"("")",
+                  .doc = "claimed address",
                   .claim = Claim::listen_address},
                  {.name = "level", .type = FieldType::integer, .default_json = "3", .doc = "a number"},
-                 {.name = "opts", .type = FieldType::object, .doc = "nested options",
+                 {.name = "opts",
+                  .type = FieldType::object,
+                  .doc = "nested options",
                   .fields = {{.name = "depth", .type = FieldType::integer, .required = true, .doc = "depth"}}},
                  {.name = "throw_on", .type = FieldType::string, .default_json = R"("")", .doc = "throw on payload"},
                  {.name = "fail_on", .type = FieldType::string, .default_json = R"("")", .doc = "fail() on payload"},
-                 {.name = "block", .type = FieldType::boolean, .default_json = "false",
+                 {.name = "block",
+                  .type = FieldType::boolean,
+                  .default_json = "false",
                   .doc = "write() waits until released"},
                  {.name = "fail_start", .type = FieldType::boolean, .default_json = "false", .doc = "start() throws"}}};
     }

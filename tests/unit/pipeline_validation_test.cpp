@@ -21,7 +21,8 @@ protected:
     // Validates `text` and returns the diagnostics, one string each.
     std::vector<Diagnostic> check(const std::string& text) {
         Diagnostics diags("pipe.json");
-        auto doc = parse_pipeline_text(text, [](const std::string&) { return std::nullopt; }, diags);
+        auto doc = parse_pipeline_text(
+            text, [](const std::string&) { return std::nullopt; }, diags);
         if (doc) spec = validate_pipeline(*doc, registry, diags);
         return diags.items();
     }
@@ -34,7 +35,8 @@ protected:
 
     static std::string all(const std::vector<Diagnostic>& d) {
         std::string s;
-        for (const auto& x : d) s += x.to_string() + "\n";
+        for (const auto& x : d)
+            s += x.to_string() + "\n";
         return s;
     }
 
@@ -83,8 +85,9 @@ TEST_F(PipelineValidation, UnknownTypeListsKnownTypes) {
 }
 
 TEST_F(PipelineValidation, UnknownKeyIsNamedWithPositionAndSuggestion) {
-    auto d = check("{\"sources\": {\"in\": {\"type\": \"ticker\",\n \"cuont\": 3}},\n"
-                   " \"sinks\": {\"out\": {\"type\": \"store\", \"inputs\": [\"in\"], \"opts\": {\"depth\": 1, \"dpeth\": 2}}}}");
+    auto d = check(
+        "{\"sources\": {\"in\": {\"type\": \"ticker\",\n \"cuont\": 3}},\n"
+        " \"sinks\": {\"out\": {\"type\": \"store\", \"inputs\": [\"in\"], \"opts\": {\"depth\": 1, \"dpeth\": 2}}}}");
     const Diagnostic* x = find(d, "key 'cuont'");
     ASSERT_NE(x, nullptr) << all(d);
     EXPECT_EQ(x->node, "in");
@@ -112,7 +115,8 @@ TEST_F(PipelineValidation, MissingRequiredKeyIsNamed) {
 }
 
 TEST_F(PipelineValidation, InputNamingNoNode) {
-    auto d = check(R"({"sources": {"in": {"type": "ticker"}}, "sinks": {"out": {"type": "store", "inputs": ["inn"]}}})");
+    auto d =
+        check(R"({"sources": {"in": {"type": "ticker"}}, "sinks": {"out": {"type": "store", "inputs": ["inn"]}}})");
     const Diagnostic* x = find(d, "input 'inn' names no node");
     ASSERT_NE(x, nullptr) << all(d);
     EXPECT_EQ(x->node, "out");
@@ -183,7 +187,8 @@ TEST(PipelineGraph, DotListsNodesAndEdges) {
     PipelineSpec spec;
     spec.nodes.push_back({.name = "in", .kind = ComponentKind::source, .type = "ticker"});
     spec.nodes.push_back({.name = "r", .kind = ComponentKind::filter, .type = "split", .inputs = {{"in", "", {}}}});
-    spec.nodes.push_back({.name = "out", .kind = ComponentKind::sink, .type = "store", .inputs = {{"r", "entries", {}}}});
+    spec.nodes.push_back(
+        {.name = "out", .kind = ComponentKind::sink, .type = "store", .inputs = {{"r", "entries", {}}}});
     std::string dot = to_dot(spec);
     EXPECT_NE(dot.find("digraph pipeline"), std::string::npos);
     EXPECT_NE(dot.find("\"in\" -> \"r\";"), std::string::npos) << dot;

@@ -52,7 +52,8 @@ TEST(PluginLoader, BadPluginsAreRefusedAndTheGoodOneStillLoads) {
     EXPECT_NE(r.find("rebuild the plugin against SDK 1.x"), std::string::npos) << r;
 
     r = refusal_for(loader, "broken_newer_minor.so");
-    EXPECT_NE(r.find("needs hubflow SDK 1.99 but this host provides only 1.0; upgrade hubflow"), std::string::npos) << r;
+    EXPECT_NE(r.find("needs hubflow SDK 1.99 but this host provides only 1.0; upgrade hubflow"), std::string::npos)
+        << r;
 
     r = refusal_for(loader, "broken_no_marker.so");
     EXPECT_NE(r.find("no hubflow ABI marker"), std::string::npos) << r;
@@ -63,8 +64,7 @@ TEST(PluginLoader, BadPluginsAreRefusedAndTheGoodOneStillLoads) {
     EXPECT_NE(r.find("broken_a_good.so"), std::string::npos) << r;
 
     r = refusal_for(loader, "broken_factory_throws.so");
-    EXPECT_NE(r.find("the factory of component 'exploding' threw (constructor exploded on purpose)"),
-              std::string::npos)
+    EXPECT_NE(r.find("the factory of component 'exploding' threw (constructor exploded on purpose)"), std::string::npos)
         << r;
 }
 

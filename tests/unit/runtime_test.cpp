@@ -30,7 +30,8 @@ protected:
 
     PipelineSpec load(const std::string& text) {
         Diagnostics diags("test.json");
-        auto doc = parse_pipeline_text(text, [](const std::string&) { return std::nullopt; }, diags);
+        auto doc = parse_pipeline_text(
+            text, [](const std::string&) { return std::nullopt; }, diags);
         EXPECT_TRUE(doc.has_value());
         PipelineSpec spec = validate_pipeline(*doc, registry, diags);
         EXPECT_TRUE(diags.empty()) << diags.to_string();
@@ -45,7 +46,8 @@ protected:
 
 std::vector<std::string> payload_numbers(const std::vector<Event>& events) {
     std::vector<std::string> out;
-    for (const auto& e : events) out.push_back(e.meta.id);
+    for (const auto& e : events)
+        out.push_back(e.meta.id);
     return out;
 }
 
@@ -82,8 +84,10 @@ TEST_F(RuntimeTest, FanInAndRoutedOutputs) {
     EXPECT_EQ(rec.count("all"), 150u);
     EXPECT_EQ(rec.count("entries"), 75u);
     EXPECT_EQ(rec.count("incidents"), 75u);
-    for (const auto& e : rec.received["entries"]) EXPECT_EQ(e.meta.kind, "entry");
-    for (const auto& e : rec.received["incidents"]) EXPECT_EQ(e.meta.kind, "incident");
+    for (const auto& e : rec.received["entries"])
+        EXPECT_EQ(e.meta.kind, "entry");
+    for (const auto& e : rec.received["incidents"])
+        EXPECT_EQ(e.meta.kind, "incident");
 }
 
 TEST_F(RuntimeTest, ThrowingSinkIsNamedAndTheRestKeepsRunning) {

@@ -22,14 +22,18 @@ namespace {
 // Loads plugins from the standard places plus those a pipeline names (relative to the pipeline's folder).
 void load_plugins(PluginLoader& loader, const CliOptions& options, const std::vector<std::string>& pipeline_paths,
                   const std::string& pipeline_file) {
-    for (const auto& dir : default_plugin_directories(options.plugin_dirs)) loader.load_directory(dir);
+    for (const auto& dir : default_plugin_directories(options.plugin_dirs))
+        loader.load_directory(dir);
     for (const auto& p : pipeline_paths) {
         fs::path path(p);
         if (path.is_relative()) path = fs::path(pipeline_file).parent_path() / path;
-        if (path.extension() == ".so") loader.load_file(path);
-        else loader.load_directory(path, /*must_exist=*/true);
+        if (path.extension() == ".so")
+            loader.load_file(path);
+        else
+            loader.load_directory(path, /*must_exist=*/true);
     }
-    for (const auto& refusal : loader.refusals()) std::cerr << "hubflow: warning: " << refusal.reason << "\n";
+    for (const auto& refusal : loader.refusals())
+        std::cerr << "hubflow: warning: " << refusal.reason << "\n";
 }
 
 struct LoadedPipeline {
@@ -72,7 +76,8 @@ int command_validate(const std::string& file, const CliOptions& options) {
     load_pipeline(file, options, p);
     if (p.exit_code != App::EXIT_OK) return p.exit_code;
     std::size_t counts[3] = {0, 0, 0};
-    for (const auto& n : p.spec.nodes) ++counts[static_cast<int>(n.kind)];
+    for (const auto& n : p.spec.nodes)
+        ++counts[static_cast<int>(n.kind)];
     std::cout << file << ": valid (" << counts[0] << " sources, " << counts[1] << " filters, " << counts[2]
               << " sinks)\n";
     return App::EXIT_OK;
@@ -133,7 +138,8 @@ int command_run(const std::string& file, const CliOptions& options) {
     }
     if (!result.failed_nodes.empty()) {
         std::string names;
-        for (const auto& n : result.failed_nodes) names += (names.empty() ? "" : ", ") + n;
+        for (const auto& n : result.failed_nodes)
+            names += (names.empty() ? "" : ", ") + n;
         log.write(LogLevel::error, "", "finished with failed nodes: " + names);
         return 1;
     }
@@ -161,25 +167,32 @@ int command_plugins(const CliOptions& options) {
                     std::string name = prefix + f.name;
                     std::cout << "  " << std::left << std::setw(24) << name << " " << std::setw(16)
                               << field_type_name(f.type)
-                              << (f.required ? " required" : f.default_json.empty() ? "" : " default " + f.default_json)
+                              << (f.required               ? " required"
+                                  : f.default_json.empty() ? ""
+                                                           : " default " + f.default_json)
                               << "\n      " << f.doc << "\n";
                     if (f.type == FieldType::object) print(f.fields, name + ".");
                 }
             };
         print(d.fields, "");
-        std::cout << "  " << std::left << std::setw(24) << "type" << " string           required\n"
+        std::cout << "  " << std::left << std::setw(24) << "type"
+                  << " string           required\n"
                   << "      the component type, '" << d.type << "'\n";
         if (d.kind != ComponentKind::source)
-            std::cout << "  " << std::setw(24) << "inputs" << " list of strings  required\n"
+            std::cout << "  " << std::setw(24) << "inputs"
+                      << " list of strings  required\n"
                       << "      nodes (or node.output) this node reads from\n"
-                      << "  " << std::setw(24) << "buffer.max_events" << " integer          default 10000\n"
+                      << "  " << std::setw(24) << "buffer.max_events"
+                      << " integer          default 10000\n"
                       << "      capacity of the input queue, in events\n"
-                      << "  " << std::setw(24) << "buffer.when_full" << " string           default \"block\"\n"
+                      << "  " << std::setw(24) << "buffer.when_full"
+                      << " string           default \"block\"\n"
                       << "      block (backpressure) or drop_newest (dropped events are counted)\n";
         return App::EXIT_OK;
     }
     std::cout << std::left << std::setw(14) << "TYPE" << std::setw(8) << "KIND" << std::setw(10) << "VERSION"
-              << std::setw(36) << "PLUGIN" << "DESCRIPTION\n";
+              << std::setw(36) << "PLUGIN"
+              << "DESCRIPTION\n";
     for (const ComponentEntry* e : registry.all())
         std::cout << std::setw(14) << e->description.type << std::setw(8) << kind_name(e->description.kind)
                   << std::setw(10) << e->plugin_version << std::setw(36) << fs::path(e->plugin_file).filename().string()

@@ -27,8 +27,8 @@ public:
 
 protected:
     void defineOptions(OptionSet& options) override {
-        options.addOption(Option("help", "h", "print this help and exit").callback(
-            Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_help)));
+        options.addOption(Option("help", "h", "print this help and exit")
+                              .callback(Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_help)));
         options.addOption(Option("version", "", "print the version and exit")
                               .callback(Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_version)));
         options.addOption(Option("plugin-dir", "", "also load plugins from DIR (repeatable)")

@@ -20,12 +20,13 @@ void Diagnostics::add(std::string node, std::string key, SourcePosition position
 
 std::string Diagnostics::to_string() const {
     std::vector<const Diagnostic*> sorted;
-    for (const auto& d : items_) sorted.push_back(&d);
-    std::stable_sort(sorted.begin(), sorted.end(), [](const Diagnostic* a, const Diagnostic* b) {
-        return a->position.line < b->position.line;
-    });
+    for (const auto& d : items_)
+        sorted.push_back(&d);
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const Diagnostic* a, const Diagnostic* b) { return a->position.line < b->position.line; });
     std::string out;
-    for (const auto* d : sorted) out += d->to_string() + "\n";
+    for (const auto* d : sorted)
+        out += d->to_string() + "\n";
     return out;
 }
 

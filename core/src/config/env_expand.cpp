@@ -27,8 +27,10 @@ struct Location {
     std::string node() const { return path.size() >= 2 && path[0] != "" ? path[1] : ""; }
     std::string key() const {
         std::string k;
-        std::size_t from = path.size() >= 2 && (path[0] == "sources" || path[0] == "filters" || path[0] == "sinks") ? 2 : 0;
-        for (std::size_t i = from; i < path.size(); ++i) k += (k.empty() ? "" : ".") + path[i];
+        std::size_t from =
+            path.size() >= 2 && (path[0] == "sources" || path[0] == "filters" || path[0] == "sinks") ? 2 : 0;
+        for (std::size_t i = from; i < path.size(); ++i)
+            k += (k.empty() ? "" : ".") + path[i];
         return k;
     }
 };
@@ -71,9 +73,9 @@ void expand_string(std::string& text, const Environment& env, Diagnostics& diags
         } else if (fallback) {
             out += *fallback;
         } else {
-            diags.add(loc.node(), loc.key(), pos,
-                      "environment variable " + name + " is not set (write ${" + name +
-                          ":-default} to give a default)");
+            diags.add(
+                loc.node(), loc.key(), pos,
+                "environment variable " + name + " is not set (write ${" + name + ":-default} to give a default)");
         }
         i = close;
     }
@@ -82,7 +84,9 @@ void expand_string(std::string& text, const Environment& env, Diagnostics& diags
 
 void walk(Value& v, const Environment& env, Diagnostics& diags, Location& loc) {
     switch (v.type()) {
-        case Value::Type::string: expand_string(v.as_string(), env, diags, loc, v.position); break;
+        case Value::Type::string:
+            expand_string(v.as_string(), env, diags, loc, v.position);
+            break;
         case Value::Type::array: {
             auto& items = v.as_array();
             for (std::size_t i = 0; i < items.size(); ++i) {
@@ -99,7 +103,8 @@ void walk(Value& v, const Environment& env, Diagnostics& diags, Location& loc) {
                 loc.path.pop_back();
             }
             break;
-        default: break;
+        default:
+            break;
     }
 }
 

@@ -66,12 +66,26 @@ private:
         if (pos_ >= text_.size()) fail("expected a value, found end of file");
         Value v;
         switch (text_[pos_]) {
-            case '{': v = object(depth); break;
-            case '[': v = array(depth); break;
-            case '"': v = Value(string()); break;
-            case 't': literal("true"); v = Value(true); break;
-            case 'f': literal("false"); v = Value(false); break;
-            case 'n': literal("null"); break;
+            case '{':
+                v = object(depth);
+                break;
+            case '[':
+                v = array(depth);
+                break;
+            case '"':
+                v = Value(string());
+                break;
+            case 't':
+                literal("true");
+                v = Value(true);
+                break;
+            case 'f':
+                literal("false");
+                v = Value(false);
+                break;
+            case 'n':
+                literal("null");
+                break;
             default:
                 if (text_[pos_] == '-' || (text_[pos_] >= '0' && text_[pos_] <= '9')) {
                     v = number();
@@ -93,7 +107,8 @@ private:
         consume('-');
         if (consume('0')) {
         } else if (pos_ < text_.size() && text_[pos_] >= '1' && text_[pos_] <= '9') {
-            while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+            while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_])))
+                ++pos_;
         } else {
             fail("malformed number");
         }
@@ -102,7 +117,8 @@ private:
             integral = false;
             if (pos_ >= text_.size() || !std::isdigit(static_cast<unsigned char>(text_[pos_])))
                 fail("malformed number: digits expected after '.'");
-            while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+            while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_])))
+                ++pos_;
         }
         if (pos_ < text_.size() && (text_[pos_] == 'e' || text_[pos_] == 'E')) {
             integral = false;
@@ -110,7 +126,8 @@ private:
             if (!consume('+')) consume('-');
             if (pos_ >= text_.size() || !std::isdigit(static_cast<unsigned char>(text_[pos_])))
                 fail("malformed number: digits expected in the exponent");
-            while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+            while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_])))
+                ++pos_;
         }
         std::string_view digits = text_.substr(start, pos_ - start);
         if (integral) {
@@ -128,10 +145,14 @@ private:
         for (int i = 0; i < 4; ++i) {
             char c = text_[pos_++];
             v <<= 4;
-            if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-            else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
-            else fail("invalid \\u escape");
+            if (c >= '0' && c <= '9')
+                v |= static_cast<unsigned>(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= static_cast<unsigned>(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                v |= static_cast<unsigned>(c - 'A' + 10);
+            else
+                fail("invalid \\u escape");
         }
         return v;
     }
@@ -176,14 +197,30 @@ private:
             if (pos_ >= text_.size()) fail("unterminated string");
             char e = text_[pos_++];
             switch (e) {
-                case '"': out += '"'; break;
-                case '\\': out += '\\'; break;
-                case '/': out += '/'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'n': out += '\n'; break;
-                case 'r': out += '\r'; break;
-                case 't': out += '\t'; break;
+                case '"':
+                    out += '"';
+                    break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case '/':
+                    out += '/';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
                 case 'u': {
                     unsigned cp = hex4();
                     if (cp >= 0xD800 && cp < 0xDC00) {
@@ -198,7 +235,9 @@ private:
                     put_utf8(out, cp);
                     break;
                 }
-                default: --pos_; fail(std::string("invalid escape '\\") + e + "'");
+                default:
+                    --pos_;
+                    fail(std::string("invalid escape '\\") + e + "'");
             }
         }
     }
@@ -247,6 +286,8 @@ private:
 
 }  // namespace
 
-Value parse_json(std::string_view text) { return Parser(text).document(); }
+Value parse_json(std::string_view text) {
+    return Parser(text).document();
+}
 
 }  // namespace hubflow::core

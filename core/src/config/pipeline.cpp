@@ -55,7 +55,8 @@ namespace {
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
     std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (std::size_t j = 0; j <= b.size(); ++j)
+        prev[j] = j;
     for (std::size_t i = 1; i <= a.size(); ++i) {
         cur[0] = i;
         for (std::size_t j = 1; j <= b.size(); ++j)
@@ -80,29 +81,35 @@ std::string suggestion(const std::string& key, const std::vector<std::string>& c
 
 std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
     std::string out;
-    for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
+    for (const auto& i : items)
+        out += (out.empty() ? "" : sep) + i;
     return out;
 }
 
 bool valid_node_name(const std::string& name) {
     if (name.empty()) return false;
-    return std::all_of(name.begin(), name.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-    });
+    return std::all_of(name.begin(), name.end(),
+                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
 }
 
 bool type_matches(const Value& v, FieldType type) {
     switch (type) {
-        case FieldType::string: return v.is_string();
-        case FieldType::integer: return v.is_integer();
-        case FieldType::number: return v.is_number();
-        case FieldType::boolean: return v.is_bool();
+        case FieldType::string:
+            return v.is_string();
+        case FieldType::integer:
+            return v.is_integer();
+        case FieldType::number:
+            return v.is_number();
+        case FieldType::boolean:
+            return v.is_bool();
         case FieldType::strings:
             return v.is_array() &&
                    std::all_of(v.as_array().begin(), v.as_array().end(), [](const Value& i) { return i.is_string(); });
         case FieldType::object:
-        case FieldType::map: return v.is_object();
-        case FieldType::any: return true;
+        case FieldType::map:
+            return v.is_object();
+        case FieldType::any:
+            return true;
     }
     return false;
 }
@@ -118,14 +125,21 @@ std::string describe_value(const Value& v) {
 
 std::string expected_text(FieldType t) {
     switch (t) {
-        case FieldType::string: return "a string";
-        case FieldType::integer: return "an integer";
-        case FieldType::number: return "a number";
-        case FieldType::boolean: return "true or false";
-        case FieldType::strings: return "a list of strings";
+        case FieldType::string:
+            return "a string";
+        case FieldType::integer:
+            return "an integer";
+        case FieldType::number:
+            return "a number";
+        case FieldType::boolean:
+            return "true or false";
+        case FieldType::strings:
+            return "a list of strings";
         case FieldType::object:
-        case FieldType::map: return "an object";
-        case FieldType::any: return "any value";
+        case FieldType::map:
+            return "an object";
+        case FieldType::any:
+            return "any value";
     }
     return "?";
 }
@@ -144,15 +158,16 @@ void check_fields(Value& object, const std::vector<ConfigField>& fields, const s
                   std::vector<ClaimUse>& claims) {
     auto path = [&](const std::string& k) { return prefix.empty() ? k : prefix + "." + k; };
     std::vector<std::string> known = extra_allowed;
-    for (const auto& f : fields) known.push_back(f.name);
+    for (const auto& f : fields)
+        known.push_back(f.name);
 
     for (const auto& [key, value] : object.as_object()) {
         if (std::find(known.begin(), known.end(), key) != known.end()) continue;
         std::vector<std::string> names;
-        for (const auto& f : fields) names.push_back(f.name);
+        for (const auto& f : fields)
+            names.push_back(f.name);
         diags.add(node, path(key), value.position,
-                  "unknown key" + suggestion(key, known) +
-                      (names.empty() ? "" : "; known keys: " + join(names)));
+                  "unknown key" + suggestion(key, known) + (names.empty() ? "" : "; known keys: " + join(names)));
     }
 
     for (const auto& field : fields) {
@@ -168,8 +183,10 @@ void check_fields(Value& object, const std::vector<ConfigField>& fields, const s
                     continue;
                 }
                 def.position = object.position;
-                if (Value* existing = object.find(field.name)) *existing = std::move(def);
-                else object.as_object().emplace_back(field.name, std::move(def));
+                if (Value* existing = object.find(field.name))
+                    *existing = std::move(def);
+                else
+                    object.as_object().emplace_back(field.name, std::move(def));
             } else if (field.required) {
                 diags.add(node, path(field.name), object.position,
                           "missing required key (" + expected_text(field.type) + ": " + field.doc + ")");
@@ -272,25 +289,30 @@ PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& r
         return spec;
     }
 
-    static const std::vector<std::string> top_keys = {"sources", "filters", "sinks", "data_dir", "grace_period_s",
-                                                      "plugin_paths", "description"};
+    static const std::vector<std::string> top_keys = {"sources",        "filters",      "sinks",      "data_dir",
+                                                      "grace_period_s", "plugin_paths", "description"};
     for (const auto& [key, value] : document.as_object()) {
         if (std::find(top_keys.begin(), top_keys.end(), key) == top_keys.end())
-            diags.add("", key, value.position, "unknown top-level key" + suggestion(key, top_keys) +
-                                                   "; known keys: " + join(top_keys));
+            diags.add("", key, value.position,
+                      "unknown top-level key" + suggestion(key, top_keys) + "; known keys: " + join(top_keys));
     }
     if (const Value* v = document.find("data_dir")) {
-        if (v->is_string()) spec.data_dir = v->as_string();
-        else diags.add("", "data_dir", v->position, "expected a string, found " + describe_value(*v));
+        if (v->is_string())
+            spec.data_dir = v->as_string();
+        else
+            diags.add("", "data_dir", v->position, "expected a string, found " + describe_value(*v));
     }
     if (const Value* v = document.find("grace_period_s")) {
         if (v->is_number() && v->as_double() >= 0)
             spec.grace_period = std::chrono::milliseconds(static_cast<std::int64_t>(v->as_double() * 1000));
-        else diags.add("", "grace_period_s", v->position, "expected a number of seconds (0 or more)");
+        else
+            diags.add("", "grace_period_s", v->position, "expected a number of seconds (0 or more)");
     }
     if (const Value* v = document.find("plugin_paths")) {
-        if (type_matches(*v, FieldType::strings)) spec.plugin_paths = plugin_paths_of(document);
-        else diags.add("", "plugin_paths", v->position, "expected a list of strings");
+        if (type_matches(*v, FieldType::strings))
+            spec.plugin_paths = plugin_paths_of(document);
+        else
+            diags.add("", "plugin_paths", v->position, "expected a list of strings");
     }
 
     std::vector<ClaimUse> claims;
@@ -367,13 +389,16 @@ PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& r
                         if (key == "max_events") {
                             if (value.is_integer() && value.as_int() > 0)
                                 n.buffer_max_events = static_cast<std::size_t>(value.as_int());
-                            else diags.add(name, "buffer.max_events", value.position, "expected a positive integer");
+                            else
+                                diags.add(name, "buffer.max_events", value.position, "expected a positive integer");
                         } else if (key == "when_full") {
-                            if (value.is_string() && value.as_string() == "block") n.when_full = WhenFull::block;
+                            if (value.is_string() && value.as_string() == "block")
+                                n.when_full = WhenFull::block;
                             else if (value.is_string() && value.as_string() == "drop_newest")
                                 n.when_full = WhenFull::drop_newest;
-                            else diags.add(name, "buffer.when_full", value.position,
-                                           "must be \"block\" or \"drop_newest\"");
+                            else
+                                diags.add(name, "buffer.when_full", value.position,
+                                          "must be \"block\" or \"drop_newest\"");
                         } else {
                             diags.add(name, "buffer." + key, value.position,
                                       "unknown key; known keys: max_events, when_full");
@@ -424,11 +449,13 @@ PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& r
             const NodeSpec* from = spec.find(in.node);
             if (!from) {
                 std::vector<std::string> all;
-                for (const auto& m : spec.nodes) all.push_back(m.name);
+                for (const auto& m : spec.nodes)
+                    all.push_back(m.name);
                 diags.add(n.name, "inputs", in.position,
                           "input '" + in.text() + "' names no node" + suggestion(in.node, all));
             } else if (from->kind == ComponentKind::sink) {
-                diags.add(n.name, "inputs", in.position, "input '" + in.text() + "' is a sink, and sinks have no output");
+                diags.add(n.name, "inputs", in.position,
+                          "input '" + in.text() + "' is a sink, and sinks have no output");
             } else if (!in.output.empty()) {
                 auto it = outputs.find(from->name);
                 if (it == outputs.end() && !from->type.empty() && from->kind == ComponentKind::source) {
@@ -437,8 +464,8 @@ PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& r
                 } else if (it != outputs.end() &&
                            std::find(it->second.begin(), it->second.end(), in.output) == it->second.end()) {
                     diags.add(n.name, "inputs", in.position,
-                              "input '" + in.text() + "': node '" + from->name + "' has no output '" + in.output +
-                                  "'" + (it->second.empty() ? "" : "; its outputs: " + join(it->second)));
+                              "input '" + in.text() + "': node '" + from->name + "' has no output '" + in.output + "'" +
+                                  (it->second.empty() ? "" : "; its outputs: " + join(it->second)));
                 }
             }
         }
@@ -502,10 +529,11 @@ std::string to_dot(const PipelineSpec& spec) {
     std::ostringstream dot;
     dot << "digraph pipeline {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n";
     for (const auto& n : spec.nodes) {
-        const char* shape = n.kind == ComponentKind::source ? "invhouse"
+        const char* shape = n.kind == ComponentKind::source   ? "invhouse"
                             : n.kind == ComponentKind::filter ? "box"
                                                               : "house";
-        dot << "  " << quote(n.name) << " [shape=" << shape << ", label=\"" << escape(n.name) << "\\n" << escape(n.type) << "\"];\n";
+        dot << "  " << quote(n.name) << " [shape=" << shape << ", label=\"" << escape(n.name) << "\\n"
+            << escape(n.type) << "\"];\n";
     }
     for (const auto& n : spec.nodes)
         for (const auto& in : n.inputs) {

@@ -14,13 +14,15 @@ const ComponentEntry* ComponentRegistry::find(const std::string& type) const {
 
 std::vector<const ComponentEntry*> ComponentRegistry::all() const {
     std::vector<const ComponentEntry*> out;
-    for (const auto& [_, entry] : entries_) out.push_back(&entry);
+    for (const auto& [_, entry] : entries_)
+        out.push_back(&entry);
     return out;
 }
 
 std::vector<std::string> ComponentRegistry::types() const {
     std::vector<std::string> out;
-    for (const auto& [type, _] : entries_) out.push_back(type);
+    for (const auto& [type, _] : entries_)
+        out.push_back(type);
     return out;
 }
 

@@ -55,7 +55,8 @@ void PluginLoader::load_directory(const fs::path& directory, bool must_exist) {
     for (const auto& entry : fs::directory_iterator(directory, ec))
         if (entry.path().extension() == ".so" && entry.is_regular_file()) files.push_back(entry.path());
     std::sort(files.begin(), files.end());
-    for (const auto& file : files) load_file(file);
+    for (const auto& file : files)
+        load_file(file);
 }
 
 bool PluginLoader::load_file(const fs::path& given) {
@@ -73,18 +74,18 @@ bool PluginLoader::load_file(const fs::path& given) {
         return refuse(file, std::string(e.what()) + "; remove it from the plugin directory.");
     }
     if (!marker)
-        return refuse(file, "it has no hubflow ABI marker, so it was not built with the hubflow SDK's HUBFLOW_PLUGIN "
-                            "macro; rebuild it against SDK " + host_version +
-                                " or remove it from the plugin directory.");
+        return refuse(file,
+                      "it has no hubflow ABI marker, so it was not built with the hubflow SDK's HUBFLOW_PLUGIN "
+                      "macro; rebuild it against SDK " +
+                          host_version + " or remove it from the plugin directory.");
     const std::string plugin_version = std::to_string(marker->major) + "." + std::to_string(marker->minor);
     if (marker->major != HUBFLOW_SDK_VERSION_MAJOR)
         return refuse(file, "it was built for hubflow SDK " + plugin_version + " but this host speaks SDK " +
                                 host_version + " and majors must match; rebuild the plugin against SDK " +
                                 std::to_string(HUBFLOW_SDK_VERSION_MAJOR) + ".x.");
     if (marker->minor > HUBFLOW_SDK_VERSION_MINOR)
-        return refuse(file, "it needs hubflow SDK " + plugin_version + " but this host provides only " +
-                                host_version + "; upgrade hubflow, or rebuild the plugin against SDK " +
-                                host_version + ".");
+        return refuse(file, "it needs hubflow SDK " + plugin_version + " but this host provides only " + host_version +
+                                "; upgrade hubflow, or rebuild the plugin against SDK " + host_version + ".");
 
     // The marker is right: now the library's code may run.
     const std::string path = file.string();
@@ -92,8 +93,9 @@ bool PluginLoader::load_file(const fs::path& given) {
     try {
         Poco::SharedLibrary library(path);
         if (!library.hasSymbol("hubflow_plugin_description"))
-            return refuse(file, "it has a hubflow ABI marker but no hubflow_plugin_description; declare its "
-                                "components with HUBFLOW_PLUGIN.");
+            return refuse(file,
+                          "it has a hubflow ABI marker but no hubflow_plugin_description; declare its "
+                          "components with HUBFLOW_PLUGIN.");
         using DescribeFn = const PluginDescription* (*)();
         auto describe = reinterpret_cast<DescribeFn>(library.getSymbol("hubflow_plugin_description"));
         description = *describe();
@@ -111,8 +113,8 @@ bool PluginLoader::load_file(const fs::path& given) {
         if (component.type.empty())
             return refuse(file, "a component has an empty type name; give every component a type in describe().");
         if (!seen.insert(component.type).second)
-            return refuse(file, "it declares component type '" + component.type +
-                                    "' twice; give each component its own type.");
+            return refuse(
+                file, "it declares component type '" + component.type + "' twice; give each component its own type.");
         if (const ComponentEntry* existing = registry_.find(component.type))
             return refuse(file, "component type '" + component.type + "' is already provided by " +
                                     (existing->plugin_file.empty() ? "the host" : existing->plugin_file) +
@@ -158,9 +160,8 @@ bool PluginLoader::load_file(const fs::path& given) {
     for (const auto& component : description.components) {
         auto loader = class_loader_;
         std::string type = component.type;
-        registry_.add({component, description.name, description.version, path, [loader, type] {
-                           return std::unique_ptr<Component>(loader->create(type));
-                       }});
+        registry_.add({component, description.name, description.version, path,
+                       [loader, type] { return std::unique_ptr<Component>(loader->create(type)); }});
     }
     loaded_.push_back(file);
     return true;
@@ -171,7 +172,8 @@ std::vector<fs::path> default_plugin_directories(const std::vector<std::string>&
     std::error_code ec;
     fs::path exe = boost::dll::program_location(ec);
     if (!ec) dirs.push_back(exe.parent_path().parent_path() / "lib" / "hubflow");
-    for (const auto& d : extra) dirs.emplace_back(d);
+    for (const auto& d : extra)
+        dirs.emplace_back(d);
     if (const char* env = std::getenv("HUBFLOW_PLUGIN_PATH")) {
         std::string_view rest = env;
         while (!rest.empty()) {

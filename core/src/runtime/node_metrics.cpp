@@ -23,8 +23,10 @@ std::vector<NodeMetrics::Sample> NodeMetrics::snapshot() const {
                                {"dropped_events", v(dropped)},
                                {"errors", v(errors)}};
     std::lock_guard lock(mutex_);
-    for (const auto& [name, c] : counters_) out.push_back({name, v(*c)});
-    for (const auto& [name, g] : gauges_) out.push_back({name, g->value()});
+    for (const auto& [name, c] : counters_)
+        out.push_back({name, v(*c)});
+    for (const auto& [name, g] : gauges_)
+        out.push_back({name, g->value()});
     return out;
 }
 

@@ -64,7 +64,8 @@ public:
         node_.metrics.emitted.add(batch->size());
         auto it = node_.outputs.find(output);
         if (it == node_.outputs.end()) return;  // nobody reads this output
-        for (BatchQueue* q : it->second) q->push(batch);
+        for (BatchQueue* q : it->second)
+            q->push(batch);
     }
 
     void fail(std::string_view reason) override {
@@ -94,7 +95,8 @@ Runtime::~Runtime() {
     for (auto& n : nodes_)
         if (n->thread.joinable()) n->thread.join();
     // Components go before the queues and contexts they may reference.
-    for (auto& n : nodes_) n->component.reset();
+    for (auto& n : nodes_)
+        n->component.reset();
 }
 
 const NodeMetrics* Runtime::metrics(const std::string& node) const {
@@ -105,7 +107,8 @@ const NodeMetrics* Runtime::metrics(const std::string& node) const {
 
 std::vector<std::string> Runtime::node_names() const {
     std::vector<std::string> out;
-    for (const auto& n : nodes_) out.push_back(n->spec.name);
+    for (const auto& n : nodes_)
+        out.push_back(n->spec.name);
     return out;
 }
 
@@ -124,7 +127,8 @@ bool Runtime::build() {
             node->sink = dynamic_cast<Sink*>(node->component.get());
             node->component->configure(ConfigView(spec.config), *node->context);
             if (node->filter)
-                for (const auto& o : node->filter->outputs()) node->declared_outputs.insert(o);
+                for (const auto& o : node->filter->outputs())
+                    node->declared_outputs.insert(o);
         } catch (const std::exception& e) {
             log_.write(LogLevel::error, spec.name, std::string("cannot be built: ") + e.what());
             ok = false;
@@ -169,14 +173,15 @@ void Runtime::report_drops(Node& node, std::uint64_t& reported, steady::time_poi
     auto now = steady::now();
     if (now - last_report < std::chrono::seconds(1)) return;
     node.logger.warn("dropped ", dropped - reported, " events (",
-                     node.failed ? "the node has failed" : "input buffer full, when_full is drop_newest",
-                     "); ", dropped, " in all");
+                     node.failed ? "the node has failed" : "input buffer full, when_full is drop_newest", "); ",
+                     dropped, " in all");
     reported = dropped;
     last_report = now;
 }
 
 void Runtime::finish(Node& node) {
-    for (BatchQueue* q : node.downstream) q->producer_done();
+    for (BatchQueue* q : node.downstream)
+        q->producer_done();
     // Notify under the lock: once a waiter sees running_ drop, this thread no longer touches the runtime.
     std::lock_guard lock(mutex_);
     node.finished = true;
@@ -224,14 +229,17 @@ void Runtime::run_consumer(Node& node) {
                 node.metrics.dropped.add(batch->size());
             } else {
                 try {
-                    if (node.sink) node.sink->write(*batch);
-                    else node.filter->process(batch);
+                    if (node.sink)
+                        node.sink->write(*batch);
+                    else
+                        node.filter->process(batch);
                     // A node that gives up inside write() has not delivered this batch.
                     if (node.failed && node.sink) node.metrics.dropped.add(batch->size());
                 } catch (const std::exception& e) {
                     node.metrics.dropped.add(batch->size());
-                    report_error(node, node.sink ? "write() threw; the batch is dropped (counted)"
-                                                 : "process() threw; the batch is dropped (counted)",
+                    report_error(node,
+                                 node.sink ? "write() threw; the batch is dropped (counted)"
+                                           : "process() threw; the batch is dropped (counted)",
                                  &e);
                 } catch (...) {
                     node.metrics.dropped.add(batch->size());
@@ -254,8 +262,10 @@ void Runtime::run_consumer(Node& node) {
     }
     if (!node.failed) {
         try {
-            if (node.sink) node.sink->flush();
-            else node.filter->flush();
+            if (node.sink)
+                node.sink->flush();
+            else
+                node.filter->flush();
         } catch (const std::exception& e) {
             report_error(node, "flush() threw", &e);
         }
@@ -296,8 +306,10 @@ RunResult Runtime::run() {
         }
         if (n->spec.kind == ComponentKind::source) {
             n->thread = std::thread([this, n] {
-                if (n->component) run_source(*n);
-                else finish(*n);
+                if (n->component)
+                    run_source(*n);
+                else
+                    finish(*n);
             });
         } else {
             n->thread = std::thread([this, n] { run_consumer(*n); });
@@ -318,16 +330,20 @@ RunResult Runtime::run() {
         if (!node->finished) result.unfinished.push_back(node->spec.name);
     }
     if (result.unfinished.empty()) {
-        for (auto& node : nodes_) node->thread.join();
+        for (auto& node : nodes_)
+            node->thread.join();
     } else {
         std::string names;
-        for (const auto& n : result.unfinished) names += (names.empty() ? "" : ", ") + n;
-        log_.write(LogLevel::error, "",
-                   "grace period of " + std::to_string(spec_.grace_period.count()) +
-                       " ms ran out; still busy: " + names);
+        for (const auto& n : result.unfinished)
+            names += (names.empty() ? "" : ", ") + n;
+        log_.write(
+            LogLevel::error, "",
+            "grace period of " + std::to_string(spec_.grace_period.count()) + " ms ran out; still busy: " + names);
         for (auto& node : nodes_) {
-            if (node->finished) node->thread.join();
-            else node->thread.detach();  // the process is about to exit; see the CLI
+            if (node->finished)
+                node->thread.join();
+            else
+                node->thread.detach();  // the process is about to exit; see the CLI
         }
     }
     for (auto& node : nodes_) {

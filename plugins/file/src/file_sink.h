@@ -65,18 +65,23 @@ private:
         std::list<File*>::iterator lru;  // place in lru_ while open
     };
 
-    File& file_for(std::string_view path);
+    File& entry(std::string_view path);
     void write_pending(File& file);
     void append(File& file, std::string_view data);
     void ensure_open(File& file);
     void open_file(File& file);
-    void repair_tail(File& file, int fd, std::uint64_t size);
+    // Returns the file's size after moving a partial last line, if any, to <path>.partial.
+    std::uint64_t repair_tail(const File& file, int fd, std::uint64_t size);
     void rotate(File& file);
     void sync(File& file);
     void close(File& file, bool sync_first);
     void evict_least_recently_used();
     void forget_if_idle(File& file);
     void sync_all();
+    // Errors are gathered so that one bad file does not keep the others from being written or synced; the
+    // call then throws them as one.
+    void note_error(const std::string& message);
+    void throw_noted_errors();
 
     // Settings.
     std::optional<PathTemplate> template_;
@@ -98,6 +103,8 @@ private:
     std::list<File*> lru_;  // open files, least recently used first
     std::size_t open_count_ = 0;
     std::vector<File*> batch_files_;
+    std::string first_error_;
+    std::size_t error_count_ = 0;
 
     // Path resolution cache across events and batches.
     std::string path_;  // scratch, then the last rendered path

@@ -27,13 +27,21 @@ public:
     virtual bool enabled(LogLevel level) const = 0;
 
     template <typename... Parts>
-    void debug(const Parts&... parts) { log(LogLevel::debug, parts...); }
+    void debug(const Parts&... parts) {
+        log(LogLevel::debug, parts...);
+    }
     template <typename... Parts>
-    void info(const Parts&... parts) { log(LogLevel::info, parts...); }
+    void info(const Parts&... parts) {
+        log(LogLevel::info, parts...);
+    }
     template <typename... Parts>
-    void warn(const Parts&... parts) { log(LogLevel::warn, parts...); }
+    void warn(const Parts&... parts) {
+        log(LogLevel::warn, parts...);
+    }
     template <typename... Parts>
-    void error(const Parts&... parts) { log(LogLevel::error, parts...); }
+    void error(const Parts&... parts) {
+        log(LogLevel::error, parts...);
+    }
 
 private:
     template <typename... Parts>

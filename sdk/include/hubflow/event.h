@@ -10,11 +10,11 @@ namespace hubflow {
 
 // What the host and components know about an event without parsing its payload. Empty string = unknown.
 struct Metadata {
-    std::string kind;     // "entry", "incident", ...
-    std::string site_id;  // KS site the event belongs to
-    std::string user_id;  // KS user, when the event concerns one
-    std::string id;       // the event's own id, when it has one
-    std::string source;   // name of the pipeline node that produced the event
+    std::string kind;                                     // "entry", "incident", ...
+    std::string site_id;                                  // KS site the event belongs to
+    std::string user_id;                                  // KS user, when the event concerns one
+    std::string id;                                       // the event's own id, when it has one
+    std::string source;                                   // name of the pipeline node that produced the event
     std::chrono::system_clock::time_point received_at{};  // when it entered the pipeline
 };
 

@@ -39,17 +39,17 @@
 // The marker alone; HUBFLOW_PLUGIN uses it. Tests use it to build plugins that claim another version.
 // The version is in the name of an ELF section as well as of the symbol: section headers survive `strip`,
 // and the host reads them without loading the library.
-#define HUBFLOW_ABI_MARKER(major, minor)                                                                 \
-    extern "C" HUBFLOW_PLUGIN_EXPORT                                                                     \
-    __attribute__((used, section(".hubflow_sdk_abi.v" HUBFLOW_DETAIL_XSTR(major) "_" HUBFLOW_DETAIL_XSTR(minor)))) \
-    const char HUBFLOW_DETAIL_ABI_SYMBOL(major, minor)[] =                                               \
-        "hubflow-sdk " HUBFLOW_DETAIL_XSTR(major) "." HUBFLOW_DETAIL_XSTR(minor);
+#define HUBFLOW_ABI_MARKER(major, minor)                                                                               \
+    extern "C" HUBFLOW_PLUGIN_EXPORT                                                                                   \
+        __attribute__((used, section(".hubflow_sdk_abi.v" HUBFLOW_DETAIL_XSTR(major) "_" HUBFLOW_DETAIL_XSTR(minor)))) \
+        const char HUBFLOW_DETAIL_ABI_SYMBOL(major, minor)[] =                                                         \
+            "hubflow-sdk " HUBFLOW_DETAIL_XSTR(major) "." HUBFLOW_DETAIL_XSTR(minor);
 
 namespace hubflow::detail {
 
 template <typename C>
-constexpr bool is_component = std::is_base_of_v<Source, C> || std::is_base_of_v<Filter, C> ||
-                              std::is_base_of_v<Sink, C>;
+constexpr bool is_component =
+    std::is_base_of_v<Source, C> || std::is_base_of_v<Filter, C> || std::is_base_of_v<Sink, C>;
 
 // Poco's MetaObject keeps the name pointer it is given, so names come from the plugin's static description.
 template <typename... Cs, std::size_t... I>
@@ -75,19 +75,19 @@ PluginDescription describe_plugin(const char* name, const char* version) {
 
 // The exported functions call an internal-linkage accessor rather than each other: Poco loads libraries with
 // RTLD_GLOBAL, so a call to an exported name could bind to another plugin's definition.
-#define HUBFLOW_PLUGIN(NAME, VERSION, ...)                                                               \
-    HUBFLOW_ABI_MARKER(HUBFLOW_SDK_VERSION_MAJOR, HUBFLOW_SDK_VERSION_MINOR)                               \
-    namespace {                                                                                          \
-    const ::hubflow::PluginDescription& hubflow_detail_description() {                                   \
-        static const ::hubflow::PluginDescription description =                                          \
-            ::hubflow::detail::describe_plugin<__VA_ARGS__>(NAME, VERSION);                               \
-        return description;                                                                              \
-    }                                                                                                    \
-    }                                                                                                    \
-    extern "C" HUBFLOW_PLUGIN_EXPORT const ::hubflow::PluginDescription* hubflow_plugin_description() {  \
-        return &hubflow_detail_description();                                                            \
-    }                                                                                                    \
-    extern "C" HUBFLOW_PLUGIN_EXPORT bool pocoBuildManifest(Poco::ManifestBase* manifest) {              \
-        return ::hubflow::detail::build_manifest<__VA_ARGS__>(manifest, hubflow_detail_description(),     \
-                                                              std::index_sequence_for<__VA_ARGS__>{});   \
+#define HUBFLOW_PLUGIN(NAME, VERSION, ...)                                                              \
+    HUBFLOW_ABI_MARKER(HUBFLOW_SDK_VERSION_MAJOR, HUBFLOW_SDK_VERSION_MINOR)                            \
+    namespace {                                                                                         \
+    const ::hubflow::PluginDescription& hubflow_detail_description() {                                  \
+        static const ::hubflow::PluginDescription description =                                         \
+            ::hubflow::detail::describe_plugin<__VA_ARGS__>(NAME, VERSION);                             \
+        return description;                                                                             \
+    }                                                                                                   \
+    }                                                                                                   \
+    extern "C" HUBFLOW_PLUGIN_EXPORT const ::hubflow::PluginDescription* hubflow_plugin_description() { \
+        return &hubflow_detail_description();                                                           \
+    }                                                                                                   \
+    extern "C" HUBFLOW_PLUGIN_EXPORT bool pocoBuildManifest(Poco::ManifestBase* manifest) {             \
+        return ::hubflow::detail::build_manifest<__VA_ARGS__>(manifest, hubflow_detail_description(),   \
+                                                              std::index_sequence_for<__VA_ARGS__>{});  \
     }

@@ -13,7 +13,7 @@ const char* kind_name(ComponentKind kind);
 enum class FieldType {
     string,
     integer,
-    number,   // integer or fraction
+    number,  // integer or fraction
     boolean,
     strings,  // array of strings
     object,   // nested object whose keys are declared in `fields`

@@ -15,11 +15,17 @@ public:
         return {"sample",
                 hubflow::ComponentKind::filter,
                 "passes one event in every N, optionally only events whose field equals a value",
-                {{.name = "every", .type = hubflow::FieldType::integer, .default_json = "1",
+                {{.name = "every",
+                  .type = hubflow::FieldType::integer,
+                  .default_json = "1",
                   .doc = "pass one event in this many"},
-                 {.name = "field", .type = hubflow::FieldType::string, .default_json = R"("")",
+                 {.name = "field",
+                  .type = hubflow::FieldType::string,
+                  .default_json = R"("")",
                   .doc = "field path to compare (empty = no condition)"},
-                 {.name = "equals", .type = hubflow::FieldType::string, .default_json = R"("")",
+                 {.name = "equals",
+                  .type = hubflow::FieldType::string,
+                  .default_json = R"("")",
                   .doc = "value the field must have"}}};
     }
 

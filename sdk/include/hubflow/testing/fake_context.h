@@ -82,7 +82,8 @@ public:
     }
     void emit(SharedBatch batch, std::string_view output = {}) override {
         std::lock_guard lock(mutex_);
-        for (const auto& e : *batch) emitted[std::string(output)].push_back(e);
+        for (const auto& e : *batch)
+            emitted[std::string(output)].push_back(e);
     }
     void fail(std::string_view reason) override {
         std::lock_guard lock(mutex_);

@@ -206,9 +206,14 @@ TEST_F(RuntimeTest, GracePeriodRunsOutOnANodeThatNeverFinishes) {
         "sinks": {"stuck": {"type": "store", "inputs": ["in"], "block": true}}, "grace_period_s": 0.2})");
     auto rt = std::make_unique<Runtime>(spec, registry, log);
     ASSERT_TRUE(rt->build());
-    std::thread stopper([&] { rt->request_stop(); });
-    RunResult r = rt->run();
-    stopper.join();
+    RunResult r;
+    std::thread runner([&] { r = rt->run(); });
+    // Once the sink is inside write(), it will not come out until released.
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (rt->metrics("stuck")->received.value() == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(5ms);
+    rt->request_stop();
+    runner.join();
     EXPECT_EQ(r.unfinished, std::vector<std::string>{"stuck"});
     // Release the stuck sink so the detached thread can end before the fixture goes away.
     {

@@ -1,6 +1,7 @@
 #include "hubflow/config.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace hubflow {
 
@@ -99,11 +100,25 @@ std::int64_t ConfigView::integer_in(std::string_view key, std::int64_t min, std:
     return v;
 }
 
+std::int64_t ConfigView::integer_at_least(std::string_view key, std::int64_t min) const {
+    std::int64_t v = integer(key);
+    if (v < min) throw error(key, "must be " + std::to_string(min) + " or more, found " + std::to_string(v));
+    return v;
+}
+
+namespace {
+std::string short_number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+}  // namespace
+
 double ConfigView::number_in(std::string_view key, double min, double max) const {
     double v = number(key);
     if (v < min || v > max)
-        throw error(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", found " +
-                             std::to_string(v));
+        throw error(
+            key, "must be between " + short_number(min) + " and " + short_number(max) + ", found " + short_number(v));
     return v;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "hubflow/json.h"
 #include "hubflow/schema.h"
@@ -50,8 +51,12 @@ void write_json(const Value& v, std::string& out) {
             if (v.is_integer()) {
                 out += std::to_string(v.as_int());
             } else {
+                // Shortest text that reads back as the same double: 1.2 stays "1.2".
                 char buf[32];
-                std::snprintf(buf, sizeof buf, "%.17g", v.as_double());
+                for (int precision = 15; precision <= 17; ++precision) {
+                    std::snprintf(buf, sizeof buf, "%.*g", precision, v.as_double());
+                    if (std::strtod(buf, nullptr) == v.as_double()) break;
+                }
                 out += buf;
             }
             break;

@@ -420,7 +420,10 @@ PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& r
                                   section);
                     n.type.clear();
                 } else {
+                    std::size_t before = diags.items().size();
                     check_fields(n.config, entry->description.fields, "", name, {}, diags, claims);
+                    // The component would only repeat what the schema check found.
+                    n.schema_ok = diags.items().size() == before;
                 }
             }
             spec.nodes.push_back(std::move(n));
@@ -430,7 +433,7 @@ PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& r
     // Let each component read its configuration, and learn the named outputs of filters.
     std::map<std::string, std::vector<std::string>> outputs;
     for (const auto& n : spec.nodes) {
-        if (n.type.empty()) continue;
+        if (n.type.empty() || !n.schema_ok) continue;
         const ComponentEntry* entry = registry.find(n.type);
         try {
             std::unique_ptr<Component> component = entry->create();

@@ -35,6 +35,7 @@ struct NodeSpec {
     WhenFull when_full = WhenFull::block;
     Value config;  // the node's own keys (without type, inputs, buffer), schema defaults filled in
     SourcePosition position;
+    bool schema_ok = false;  // set by validation: the config matched the component's schema
 };
 
 struct PipelineSpec {

@@ -104,7 +104,7 @@ std::int64_t second_of(std::chrono::system_clock::time_point t) {
 ComponentDescription FileSink::describe() {
     return {"file",
             ComponentKind::sink,
-            "appends each event's payload as one line of a JSON Lines file; path templates, size rotation, fsync policy",
+            "JSON Lines files: one event payload per line; path templates, size rotation, fsync policy",
             {{.name = "path",
               .type = FieldType::string,
               .required = true,
@@ -158,13 +158,13 @@ void FileSink::configure(const ConfigView& config, Context& context) {
     std::string policy = config.has("fsync") ? config.one_of("fsync", {"never", "interval", "batch"}) : default_fsync;
     fsync_ = policy == "never" ? FsyncPolicy::never : policy == "batch" ? FsyncPolicy::batch : FsyncPolicy::interval;
 
-    fsync_interval_ = std::chrono::milliseconds(
-        config.has("fsync_interval_ms") ? config.integer_in("fsync_interval_ms", 1, max_fsync_interval_ms)
-                                        : default_fsync_interval_ms);
+    fsync_interval_ = std::chrono::milliseconds(config.has("fsync_interval_ms")
+                                                    ? config.integer_in("fsync_interval_ms", 1, max_fsync_interval_ms)
+                                                    : default_fsync_interval_ms);
 
-    max_open_files_ = static_cast<std::size_t>(
-        config.has("max_open_files") ? config.integer_in("max_open_files", 1, max_max_open_files)
-                                     : default_max_open_files);
+    max_open_files_ = static_cast<std::size_t>(config.has("max_open_files")
+                                                   ? config.integer_in("max_open_files", 1, max_max_open_files)
+                                                   : default_max_open_files);
 
     auto& metrics = context.metrics();
     bytes_written_ = &metrics.counter("bytes_written", "bytes appended to files");

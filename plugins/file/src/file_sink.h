@@ -57,11 +57,11 @@ private:
     struct File {
         std::string path;
         int fd = -1;
-        std::uint64_t size = 0;  // bytes in the file; this sink is its only writer (the path is claimed)
-        std::string pending;     // this batch's lines, written in one go
-        bool dirty = false;      // written since the last fdatasync
-        bool new_entry = false;  // created since the last sync: its directory entry needs an fsync too
-        bool in_batch = false;   // listed in batch_files_
+        std::uint64_t size = 0;          // bytes in the file; this sink is its only writer (the path is claimed)
+        std::string pending;             // this batch's lines, written in one go
+        bool dirty = false;              // written since the last fdatasync
+        bool new_entry = false;          // created since the last sync: its directory entry needs an fsync too
+        bool in_batch = false;           // listed in batch_files_
         std::list<File*>::iterator lru;  // place in lru_ while open
     };
 

@@ -1,5 +1,6 @@
-#include "file_sink.h"
 #include "hubflow/plugin.h"
+
+#include "file_sink.h"
 
 using hubflow::file::FileSink;
 

@@ -74,7 +74,7 @@ TEST(PathTemplate, FieldValuesAreSanitised) {
     EXPECT_EQ(render(t, make_event("{}", std::string("a\0b", 3), "/etc")), "out/_etc/a_b.jsonl");
     // Only the template's own text may hold separators and dots.
     PathTemplate dots("../shared/{kind}.jsonl");
-    EXPECT_EQ(render(dots, make_event("{}", "../../etc/passwd")), "../shared/_.._.._etc_passwd.jsonl");
+    EXPECT_EQ(render(dots, make_event("{}", "../../etc/passwd")), "../shared/_._.._etc_passwd.jsonl");
 }
 
 TEST(PathTemplate, FieldsAndTimeTogether) {

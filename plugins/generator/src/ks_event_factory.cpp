@@ -1,6 +1,7 @@
 #include "ks_event_factory.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -13,17 +14,16 @@ namespace {
 
 constexpr std::size_t recent_capacity = 64;  // how far back a duplicate may reach
 
-constexpr std::string_view first_names[] = {
-    "Ana",    "Bruno", "Carla",  "Daan",  "Eva",   "Femke", "Gonzalo", "Hugo",   "Inês",  "Javier", "Kim",
-    "Lucía",  "Marta", "Nadia",  "Oscar", "Pieter", "Rosa", "Sanne",   "Tomás",  "Uxue",  "Victor", "Wout",
-    "Yasmin", "Zoë"};
-constexpr std::string_view last_names[] = {
-    "Alves",    "Bakker",  "Castro", "de Vries", "Etxeberria", "Fernández", "García", "Hendriks",
-    "Iglesias", "Jansen",  "Kok",    "López",    "Martín",     "Nieto",     "Ortega", "Peeters",
-    "Quintana", "Romero",  "Smit",   "Torres",   "Urrutia",    "Visser",    "Willems", "Zubiri"};
+constexpr std::string_view first_names[] = {"Ana",  "Bruno",  "Carla", "Daan",  "Eva",    "Femke", "Gonzalo", "Hugo",
+                                            "Inês", "Javier", "Kim",   "Lucía", "Marta",  "Nadia", "Oscar",   "Pieter",
+                                            "Rosa", "Sanne",  "Tomás", "Uxue",  "Victor", "Wout",  "Yasmin",  "Zoë"};
+constexpr std::string_view last_names[] = {"Alves",  "Bakker",   "Castro",   "de Vries", "Etxeberria", "Fernández",
+                                           "García", "Hendriks", "Iglesias", "Jansen",   "Kok",        "López",
+                                           "Martín", "Nieto",    "Ortega",   "Peeters",  "Quintana",   "Romero",
+                                           "Smit",   "Torres",   "Urrutia",  "Visser",   "Willems",    "Zubiri"};
 // Whole-hour and half-hour offsets of places where KS sites are: a site keeps one for its whole life, which
 // is enough for local_date_time (daylight saving does not matter to a synthetic stream).
-constexpr std::int32_t utc_offsets_s[] = {0,      3600,  7200,  10800, -18000, -21600,
+constexpr std::int32_t utc_offsets_s[] = {0,      3600,   7200,  10800, -18000, -21600,
                                           -25200, -10800, 19800, 28800, 32400,  36000};
 
 struct EntrySpec {
@@ -31,7 +31,7 @@ struct EntrySpec {
     std::string_view detail;  // "" = null
     std::string_view access_by;
     bool exit_requested;
-    int who;  // 0 user, 1 nobody, 2 unknown tag
+    int who;     // 0 user, 1 nobody, 2 unknown tag
     int weight;  // out of 1000
 };
 // Opening by tag dominates, as at any office door. Weights add up to 1000.
@@ -58,17 +58,19 @@ struct IncidentSpec {
 };
 // Doors left open and their ends are the everyday alarms; tamper and intrusion are rare.
 constexpr IncidentSpec incident_specs[] = {
-    {"door_left_open_alarm", 250},     {"end_of_door_left_open_alarm", 240}, {"low_battery_warning", 120},
-    {"lock_connection_lost", 90},      {"lock_connection_restored", 90},     {"intrusion_alarm", 60},
-    {"end_of_intrusion_alarm", 55},    {"tamper_alarm", 35},                 {"iq_connection_lost", 30},
-    {"iq_connection_restored", 30},
+    {"door_left_open_alarm", 250},    {"end_of_door_left_open_alarm", 240},
+    {"low_battery_warning", 120},     {"lock_connection_lost", 90},
+    {"lock_connection_restored", 90}, {"intrusion_alarm", 60},
+    {"end_of_intrusion_alarm", 55},   {"tamper_alarm", 35},
+    {"iq_connection_lost", 30},       {"iq_connection_restored", 30},
 };
 
 template <typename Spec, std::size_t N>
 void fill_table(std::array<std::uint8_t, 1000>& table, const Spec (&specs)[N]) {
     std::size_t slot = 0;
     for (std::size_t k = 0; k < N; ++k)
-        for (int w = 0; w < specs[k].weight; ++w) table.at(slot++) = static_cast<std::uint8_t>(k);
+        for (int w = 0; w < specs[k].weight; ++w)
+            table.at(slot++) = static_cast<std::uint8_t>(k);
     if (slot != table.size()) throw std::logic_error("event kind weights must add up to 1000");
 }
 
@@ -91,7 +93,7 @@ struct HexTable {
     constexpr HexTable() {
         constexpr char lo[] = "0123456789abcdef";
         constexpr char up[] = "0123456789ABCDEF";
-        for (int i = 0; i < 256; ++i) {
+        for (std::size_t i = 0; i < 256; ++i) {
             lower[2 * i] = lo[i >> 4];
             lower[2 * i + 1] = lo[i & 15];
             upper[2 * i] = up[i >> 4];
@@ -172,7 +174,8 @@ std::string pad_number(std::int64_t n, std::size_t width) {
 
 KsEventFactory::Rng::Rng(std::uint64_t seed) {
     std::uint64_t state = seed;
-    for (auto& word : s) word = splitmix64(state);
+    for (auto& word : s)
+        word = splitmix64(state);
 }
 
 std::uint64_t KsEventFactory::Rng::next() {
@@ -277,8 +280,7 @@ KsEventFactory::KsEventFactory(KsEventFactoryOptions options)
 
     const std::int64_t site_count = o.sites.empty() ? o.site_count : static_cast<std::int64_t>(o.sites.size());
     const std::size_t lock_width = std::max<std::size_t>(2, std::to_string(o.locks_per_site).size());
-    std::size_t longest_lock = 0, longest_incident_lock = 0, longest_user = no_user_fragment_.size(),
-                longest_iq = 0;
+    std::size_t longest_lock = 0, longest_incident_lock = 0, longest_user = no_user_fragment_.size(), longest_iq = 0;
     sites_.resize(static_cast<std::size_t>(site_count));
     for (std::int64_t si = 0; si < site_count; ++si) {
         Site& site = sites_[static_cast<std::size_t>(si)];
@@ -369,8 +371,8 @@ KsEventFactory::KsEventFactory(KsEventFactoryOptions options)
 void KsEventFactory::append_uuid_with(Rng& rng, std::string& out) {
     std::uint64_t a = rng.next();
     std::uint64_t b = rng.next();
-    a = (a & ~0xF000ULL) | 0x4000ULL;                              // version 4
-    b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;       // RFC 4122 variant
+    a = (a & ~0xF000ULL) | 0x4000ULL;                         // version 4
+    b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // RFC 4122 variant
     char buf[36];
     char* p = buf;
     auto put = [&p](std::uint64_t v, int bytes) {
@@ -397,7 +399,8 @@ const std::string& KsEventFactory::dates_for(Site& site, std::int64_t second) {
         char buf[20 + 21 + 19];
         format_seconds(second, buf);
         buf[19] = 'Z';
-        std::memcpy(buf + 20, "\",\"local_date_time\":\"", 21);
+        constexpr std::string_view between = "\",\"local_date_time\":\"";
+        std::copy(between.begin(), between.end(), buf + 20);
         format_seconds(second + site.utc_offset_s, buf + 41);
         site.dates.assign(buf, sizeof buf);
         site.cached_second = second;
@@ -444,7 +447,8 @@ KsEventFactory::Made KsEventFactory::make_fresh(std::string& out) {
         char buf[10];
         buf[0] = buf[9] = '"';
         std::uint32_t n = rng_.below(100'000'000);
-        for (int i = 8; i >= 1; --i, n /= 10) buf[i] = static_cast<char>('0' + n % 10);
+        for (int i = 8; i >= 1; --i, n /= 10)
+            buf[i] = static_cast<char>('0' + n % 10);
         out.append(buf, sizeof buf);
     } else {
         out += "null";
@@ -454,8 +458,7 @@ KsEventFactory::Made KsEventFactory::make_fresh(std::string& out) {
 }
 
 KsEventFactory::Made KsEventFactory::make(std::string& out) {
-    if (!recent_.empty() && recent_count_ > 0 &&
-        (always_duplicate_ || rng_.next() < duplicate_threshold_)) {
+    if (!recent_.empty() && recent_count_ > 0 && (always_duplicate_ || rng_.next() < duplicate_threshold_)) {
         const auto back = rng_.below(static_cast<std::uint32_t>(recent_count_));
         const Recent& r = recent_[(recent_next_ + recent_.size() - 1 - back) % recent_.size()];
         const std::size_t id_offset = out.size() + 7;
@@ -482,8 +485,10 @@ KsEventFactory::Made KsEventFactory::make(std::string& out) {
 void KsEventFactory::fill_meta(Metadata& meta, const Made& made, std::string_view id) const {
     meta.kind = made.kind == KsEventKind::entry ? "entry" : "incident";
     meta.site_id = sites_[made.site].id;
-    if (made.user >= 0) meta.user_id = sites_[made.site].users[static_cast<std::size_t>(made.user)].id;
-    else meta.user_id.clear();
+    if (made.user >= 0)
+        meta.user_id = sites_[made.site].users[static_cast<std::size_t>(made.user)].id;
+    else
+        meta.user_id.clear();
     meta.id.assign(id);
 }
 
@@ -494,7 +499,9 @@ void KsEventFactory::next(Event& event) {
     fill_meta(event.meta, made, std::string_view(event.payload).substr(made.id_offset, 36));
 }
 
-void KsEventFactory::append_next(std::string& out) { make(out); }
+void KsEventFactory::append_next(std::string& out) {
+    make(out);
+}
 
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text) {
     // date-time = full-date "T" full-time; full-time = HH:MM:SS [.frac] ("Z" / ("+"/"-") HH:MM)
@@ -546,9 +553,9 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
     }
     if (pos != text.size()) return std::nullopt;
 
-    const std::int64_t seconds = days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) *
-                                     86400 +
-                                 hour * 3600 + minute * 60 + second - offset_s;
+    const std::int64_t seconds =
+        days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+        std::int64_t{hour} * 3600 + std::int64_t{minute} * 60 + second - offset_s;
     return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
         std::chrono::seconds(seconds) + std::chrono::nanoseconds(nanos)));
 }

@@ -79,8 +79,8 @@ private:
 
     struct User {
         std::string fragment;  // value of user_id onwards, up to and including user_alias's value
-        std::string id;        // empty for the unknown-tag pseudo user
-        std::string tag;       // "\"02309289\"": the user's tag number as JSON
+        std::string id;
+        std::string tag;  // the user's tag number as a JSON string: "02309289" with the quotes
     };
     struct Lock {
         std::string entry_fragment;     // ","lock_id":"..."," ... "user_id":
@@ -129,7 +129,7 @@ private:
     Made make(std::string& out);
     Made make_fresh(std::string& out);
     const std::string& dates_for(Site& site, std::int64_t second);
-    void append_uuid(std::string& out);
+    static void append_uuid_with(Rng& rng, std::string& out);  // random version-4 UUID, lowercase
     void fill_meta(Metadata& meta, const Made& made, std::string_view id) const;
 
     KsEventFactoryOptions options_;
@@ -146,7 +146,7 @@ private:
     bool always_incident_ = false;
     bool always_duplicate_ = false;
     std::string no_user_fragment_;  // user fields all null
-    std::vector<Recent> recent_;  // ring of the latest fresh events, only when duplicates are wanted
+    std::vector<Recent> recent_;    // ring of the latest fresh events, only when duplicates are wanted
     std::size_t recent_next_ = 0;
     std::size_t recent_count_ = 0;
     std::int64_t start_second_ = 0;  // whole seconds of options.start since the epoch

@@ -9,6 +9,8 @@
 //   start()               -> acquire resources (open files, bind sockets); throw to refuse
 //   ... work: Source::run, Filter::process, Sink::write/tick, on the node's own thread ...
 //   flush() at end of input, then stop()
+// stop() is called once the node's thread ends, also when start() threw or the node failed, so it must cope
+// with resources that were never acquired.
 // Exceptions thrown from any of these are caught by the host, logged with the node's name and counted.
 
 #include <string>

@@ -53,6 +53,7 @@ public:
     // Range checks that throw a ConfigError naming the key.
     std::int64_t integer_in(std::string_view key, std::int64_t min, std::int64_t max) const;
     double number_in(std::string_view key, double min, double max) const;
+    std::int64_t integer_at_least(std::string_view key, std::int64_t min) const;
     std::string one_of(std::string_view key, const std::vector<std::string>& allowed) const;
 
     // An error about `key` of this view, for checks the getters cannot make.

@@ -3,10 +3,11 @@
 //
 //   hubflow::testing::FakeContext context("my_node");
 //   MySink sink;
-//   hubflow::Value config = ...;               // or hubflow::testing::parse_config(R"({"path": "x"})")
+//   hubflow::Value config = ...;               // an object Value with every key the component reads
 //   sink.configure(hubflow::ConfigView(config), context);
 //   ... context.emitted, context.logs, context.clock.advance(...) ...
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -77,7 +78,12 @@ public:
         std::filesystem::create_directories(data_dir_);
         return data_dir_;
     }
+    // Stamps metadata as the host does, then records the events by output.
     void emit(EventBatch&& batch, std::string_view output = {}) override {
+        for (auto& e : batch) {
+            if (e.meta.source.empty()) e.meta.source = name_;
+            if (e.meta.received_at.time_since_epoch().count() == 0) e.meta.received_at = clock_.now();
+        }
         emit(std::make_shared<const EventBatch>(std::move(batch)), output);
     }
     void emit(SharedBatch batch, std::string_view output = {}) override {
@@ -89,10 +95,10 @@ public:
         std::lock_guard lock(mutex_);
         failures.emplace_back(reason);
     }
-    bool stopping() const override { return stop_requested; }
+    bool stopping() const override { return stop_requested.load(); }
     bool wait_for(std::chrono::nanoseconds d) override {
         clock_.advance(d);
-        return !stop_requested;
+        return !stop_requested.load();
     }
 
     ManualClock& clock_control() { return clock_; }
@@ -101,7 +107,7 @@ public:
     MemoryMetrics metric_registry;
     std::map<std::string, std::vector<Event>> emitted;  // by output ("" = default)
     std::vector<std::string> failures;
-    bool stop_requested = false;
+    std::atomic<bool> stop_requested{false};  // settable from another thread
 
 private:
     std::string name_;

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "runtime/batch_recycler.h"
+
 namespace hubflow::core {
 
 namespace fs = std::filesystem;
@@ -32,7 +34,8 @@ struct Runtime::Node {
 
 class Runtime::NodeContext final : public Context {
 public:
-    NodeContext(Runtime& runtime, Node& node) : runtime_(runtime), node_(node) {}
+    NodeContext(Runtime& runtime, Node& node)
+        : runtime_(runtime), node_(node), recycler_(std::make_shared<BatchRecycler>()) {}
 
     const std::string& node_name() const override { return node_.spec.name; }
     Logger& log() override { return node_.logger; }
@@ -52,8 +55,10 @@ public:
             if (e.meta.source.empty()) e.meta.source = node_.spec.name;
             if (e.meta.received_at.time_since_epoch().count() == 0) e.meta.received_at = now;
         }
-        emit(std::make_shared<const EventBatch>(std::move(batch)), output);
+        emit(recycler_->share(std::move(batch)), output);
     }
+
+    EventBatch reusable_batch(std::size_t size) override { return recycler_->take(size); }
 
     void emit(SharedBatch batch, std::string_view output) override {
         if (!batch || batch->empty()) return;
@@ -85,6 +90,7 @@ public:
 private:
     Runtime& runtime_;
     Node& node_;
+    std::shared_ptr<BatchRecycler> recycler_;
 };
 
 Runtime::Runtime(const PipelineSpec& spec, const ComponentRegistry& registry, LogSink& log, const Clock* clock)

@@ -181,7 +181,7 @@ void GeneratorSource::run() {
             if (due > now && !context_->wait_for(due - now)) break;
         }
 
-        EventBatch batch(n);
+        EventBatch batch = context_->reusable_batch(n);
         for (auto& event : batch)
             factory_->next(event);
         made += n;

@@ -110,6 +110,13 @@ public:
     virtual void emit(EventBatch&& batch, std::string_view output = {}) = 0;
     virtual void emit(SharedBatch batch, std::string_view output = {}) = 0;
 
+    // A batch of `size` events for the caller to overwrite and emit, made from the storage of batches this node
+    // emitted earlier and every consumer has released. Its events hold stale payloads and metadata (source and
+    // received_at are cleared), so assigning to their strings reuses memory instead of allocating: in steady
+    // state a source that fills batches this way allocates nothing per event, and no memory travels from the
+    // thread that frees it back through the allocator to the thread that allocates it.
+    virtual EventBatch reusable_batch(std::size_t size) { return EventBatch(size); }
+
     // Report that this node cannot go on. The host logs it with the node's name, stops calling the node
     // and keeps running the rest of the graph (events for the node are then counted as dropped).
     virtual void fail(std::string_view reason) = 0;

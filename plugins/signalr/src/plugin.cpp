@@ -1,0 +1,4 @@
+#include "hubflow/plugin.h"
+#include "server/hub_sink.h"
+
+HUBFLOW_PLUGIN("signalr", "0.1.0", hubflow::signalr::HubSink)

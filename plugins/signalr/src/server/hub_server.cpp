@@ -1,0 +1,757 @@
+#include "server/hub_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/NameValueCollection.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/MemoryStream.h>
+#include <Poco/String.h>
+#include <Poco/URI.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "protocol/hub_protocol.h"
+#include "protocol/websocket.h"
+
+namespace hubflow::signalr {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using Frame = std::shared_ptr<const std::string>;
+
+constexpr std::size_t max_request_bytes = 16 * 1024;
+constexpr std::chrono::milliseconds tick{250};
+constexpr std::chrono::seconds close_linger{2};
+
+// Subscriptions are keyed "e|site|" (whole site) or "e|site|user"; 'e' or 'i' for the hub.
+std::string subscription_key(Hub hub, std::string_view site, std::string_view user) {
+    std::string key;
+    key.reserve(site.size() + user.size() + 3);
+    key += hub == Hub::entries ? 'e' : 'i';
+    key += '|';
+    key += site;
+    key += '|';
+    key += user;
+    return key;
+}
+
+Frame text_frame(std::string_view payload) {
+    auto frame = std::make_shared<std::string>();
+    append_frame(*frame, Opcode::text, payload);
+    return frame;
+}
+
+const Frame& ping_frame() {
+    static const Frame frame = [] {
+        std::string record;
+        append_ping(record);
+        return text_frame(record);
+    }();
+    return frame;
+}
+
+std::string http_response(int status, const char* reason, std::string_view body, std::string_view extra = {}) {
+    std::string r = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n";
+    r += "Content-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\n";
+    r += extra;
+    r += "\r\n";
+    r += body;
+    return r;
+}
+
+}  // namespace
+
+// One client connection, owned by one loop.
+struct Connection {
+    enum class State { http, signalr_handshake, connected, closing };
+    int fd = -1;
+    State state = State::http;
+    std::string peer;
+    std::string input;  // unparsed HTTP request bytes
+    std::optional<FrameDecoder> decoder;
+    std::deque<Frame> output;
+    std::size_t output_offset = 0;  // into output.front()
+    std::size_t output_bytes = 0;
+    bool watching_writes = false;
+    steady::time_point deadline;        // handshake deadline, or when a closing connection is dropped
+    steady::time_point last_received;
+    steady::time_point last_ping_sent;
+    std::string key;     // subscription key once connected
+    bool dead = false;   // closed; freed after the current batch of epoll events
+};
+
+class HubServer::Loop {
+public:
+    Loop(HubServer& server, int index) : server_(server), index_(index) {
+        epoll_ = epoll_create1(EPOLL_CLOEXEC);
+        wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (epoll_ < 0 || wake_ < 0) throw std::runtime_error(std::string("epoll/eventfd: ") + std::strerror(errno));
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.ptr = &wake_tag_;
+        epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev);
+    }
+
+    ~Loop() {
+        for (auto& [fd, c] : connections_) ::close(fd);
+        ::close(wake_);
+        ::close(epoll_);
+    }
+
+    void watch_listener(int fd) {
+        listen_fd_ = fd;
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.ptr = &listen_tag_;
+        epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
+    }
+
+    void start() {
+        thread_ = std::thread([this] { run(); });
+    }
+
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+
+    // From any thread.
+    void post(std::function<void()> task) {
+        {
+            std::lock_guard lock(inbox_mutex_);
+            inbox_.push_back(std::move(task));
+        }
+        if (!wake_armed_.exchange(true)) {
+            std::uint64_t one = 1;
+            [[maybe_unused]] auto n = ::write(wake_, &one, sizeof one);
+        }
+    }
+
+    void adopt(int fd, std::string peer) {
+        auto c = std::make_unique<Connection>();
+        c->fd = fd;
+        c->peer = std::move(peer);
+        c->deadline = steady::now() + server_.settings_.handshake_timeout;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP;
+        ev.data.ptr = c.get();
+        epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
+        connections_.emplace(fd, std::move(c));
+        server_.metrics_.connections->add(1);
+        connection_count_.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    // On this loop's thread: queue each frame on the connections subscribed to its key(s).
+    void deliver(const std::vector<std::pair<std::string, Frame>>& items) {
+        std::uint64_t delivered = 0;
+        std::vector<Connection*> to_flush;
+        for (const auto& [key, frame] : items) {
+            auto it = subscribers_.find(key);
+            if (it == subscribers_.end()) continue;
+            for (Connection* c : it->second) {
+                if (c->dead || c->state != Connection::State::connected) continue;
+                if (c->output_bytes + frame->size() > server_.settings_.max_buffered_bytes) {
+                    server_.metrics_.slow_clients_closed->add();
+                    close_with(*c,
+                               "The client did not read fast enough: its outbound buffer passed " +
+                                   std::to_string(server_.settings_.max_buffered_bytes) + " bytes.",
+                               true, 1008, "outbound buffer full");
+                    continue;
+                }
+                if (c->output.empty()) to_flush.push_back(c);
+                enqueue(*c, frame);
+                ++delivered;
+            }
+        }
+        server_.metrics_.deliveries->add(delivered);
+        for (Connection* c : to_flush) flush(*c);
+        reap();
+    }
+
+    void request_stop() {
+        post([this] {
+            stopping_ = true;
+            for (auto& [fd, c] : connections_) {
+                if (c->dead) continue;
+                if (c->state == Connection::State::connected) {
+                    close_with(*c, "", true, 1001, "server shutting down");
+                } else {
+                    close_now(*c);
+                }
+            }
+            reap();
+        });
+    }
+
+    std::size_t connection_count() const { return connection_count_.load(std::memory_order_relaxed); }
+
+private:
+    void run() {
+        epoll_event events[256];
+        auto next_tick = steady::now() + tick;
+        for (;;) {
+            auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - steady::now()).count();
+            int n = epoll_wait(epoll_, events, 256, static_cast<int>(std::max<long>(wait, 0)));
+            if (n < 0 && errno != EINTR) break;
+            for (int i = 0; i < n; ++i) {
+                void* tag = events[i].data.ptr;
+                if (tag == &wake_tag_) {
+                    drain_inbox();
+                } else if (tag == &listen_tag_) {
+                    accept_all();
+                } else {
+                    handle(*static_cast<Connection*>(tag), events[i].events);
+                }
+            }
+            reap();
+            if (steady::now() >= next_tick) {
+                on_tick();
+                next_tick = steady::now() + tick;
+            }
+            if (stopping_ && connections_.empty()) break;
+        }
+    }
+
+    void drain_inbox() {
+        std::uint64_t value;
+        [[maybe_unused]] auto r = ::read(wake_, &value, sizeof value);
+        wake_armed_ = false;
+        std::vector<std::function<void()>> tasks;
+        {
+            std::lock_guard lock(inbox_mutex_);
+            tasks.swap(inbox_);
+        }
+        for (auto& t : tasks) t();
+    }
+
+    void accept_all() {
+        for (;;) {
+            sockaddr_storage addr{};
+            socklen_t len = sizeof addr;
+            int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                if (errno == EMFILE || errno == ENFILE)
+                    server_.log_.warn("cannot accept: ", std::strerror(errno), " (raise the open-file limit)");
+                break;
+            }
+            if (stopping_) {
+                ::close(fd);
+                continue;
+            }
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            std::string peer;
+            try {
+                peer = Poco::Net::SocketAddress(reinterpret_cast<sockaddr*>(&addr), len).toString();
+            } catch (...) {
+                peer = "?";
+            }
+            server_.metrics_.accepted->add();
+            auto& loops = server_.loops_;
+            Loop& target = *loops[next_loop_++ % loops.size()];
+            if (&target == this) {
+                adopt(fd, std::move(peer));
+            } else {
+                target.post([&target, fd, peer = std::move(peer)]() mutable { target.adopt(fd, std::move(peer)); });
+            }
+        }
+    }
+
+    void handle(Connection& c, std::uint32_t events) {
+        if (c.dead) return;
+        if (events & (EPOLLERR | EPOLLHUP)) {
+            close_now(c);
+            return;
+        }
+        if (events & EPOLLOUT) flush(c);
+        if (c.dead) return;
+        if (events & (EPOLLIN | EPOLLRDHUP)) read_from(c);
+    }
+
+    void read_from(Connection& c) {
+        char buf[16 * 1024];
+        for (;;) {
+            ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+                close_now(c);
+                return;
+            }
+            if (n == 0) {
+                close_now(c);  // the peer went away (an abrupt disconnect included)
+                return;
+            }
+            c.last_received = steady::now();
+            std::string_view bytes(buf, static_cast<std::size_t>(n));
+            if (c.state == Connection::State::http) {
+                on_http_bytes(c, bytes);
+            } else if (c.state != Connection::State::closing) {
+                on_ws_bytes(c, bytes);
+            }
+            if (c.dead) return;
+        }
+    }
+
+    // --- HTTP upgrade ---------------------------------------------------------------------------------
+
+    void refuse(Connection& c, int status, const char* reason, std::string_view body, std::string_view extra = {}) {
+        server_.metrics_.refused->add();
+        auto frame = std::make_shared<const std::string>(http_response(status, reason, body, extra));
+        enqueue(c, frame);
+        c.state = Connection::State::closing;
+        c.deadline = steady::now() + close_linger;
+        flush(c);
+        if (!c.dead && c.output.empty()) close_now(c);
+    }
+
+    void on_http_bytes(Connection& c, std::string_view bytes) {
+        c.input.append(bytes);
+        auto end = c.input.find("\r\n\r\n");
+        if (end == std::string::npos) {
+            if (c.input.size() > max_request_bytes) refuse(c, 431, "Request Header Fields Too Large", "request too large\n");
+            return;
+        }
+        std::string rest = c.input.substr(end + 4);
+        Poco::Net::HTTPRequest request;
+        try {
+            Poco::MemoryInputStream in(c.input.data(), end + 4);
+            request.read(in);
+        } catch (const std::exception&) {
+            refuse(c, 400, "Bad Request", "malformed HTTP request\n");
+            return;
+        }
+        c.input.clear();
+
+        Poco::URI uri;
+        try {
+            uri = Poco::URI(request.getURI());
+        } catch (const std::exception&) {
+            refuse(c, 400, "Bad Request", "malformed request target\n");
+            return;
+        }
+        const std::string& path = uri.getPath();
+        std::optional<Hub> hub;
+        if (path == "/v1/hub/entries") hub = Hub::entries;
+        else if (path == "/v1/hub/incidents") hub = Hub::incidents;
+        if (!hub) {
+            refuse(c, 404, "Not Found", "no such hub\n");
+            return;
+        }
+        std::string site, user, query_token;
+        bool has_user = false;
+        for (const auto& [name, value] : uri.getQueryParameters()) {
+            if (name == "site_id") site = value;
+            else if (name == "user_id") {
+                user = value;
+                has_user = true;
+            } else if (name == "access_token") {
+                query_token = value;
+            }
+        }
+        const bool upgrade = Poco::icompare(request.get("Upgrade", ""), "websocket") == 0 &&
+                             Poco::toLower(request.get("Connection", "")).find("upgrade") != std::string::npos;
+        if (request.getMethod() != "GET" || !upgrade) {
+            refuse(c, 400, "Bad Request", "this hub accepts WebSocket upgrade requests only\n");
+            return;
+        }
+        if (site.empty()) {
+            refuse(c, 400, "Bad Request", "the site_id query parameter is required\n");
+            return;
+        }
+        if (has_user && user.empty()) {
+            refuse(c, 400, "Bad Request", "user_id is empty\n");
+            return;
+        }
+
+        std::string token = query_token;
+        if (request.has("Authorization")) {
+            const std::string& auth = request.get("Authorization");
+            if (auth.size() > 7 && Poco::icompare(auth.substr(0, 7), "Bearer ") == 0) token = auth.substr(7);
+        }
+        if (token.empty()) {
+            refuse(c, 401, "Unauthorized", "no access token\n", "WWW-Authenticate: Bearer\r\n");
+            return;
+        }
+        VerifyResult verified = server_.verifier_->verify(token, std::chrono::system_clock::now());
+        if (!verified.ok) {
+            refuse(c, 401, "Unauthorized", verified.reason + "\n", "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
+            return;
+        }
+        AccessDecision access = authorize(*hub, site, has_user ? std::optional<std::string>(user) : std::nullopt,
+                                          verified.principal, *server_.roles_);
+        if (access.status != 0) {
+            refuse(c, 403, "Forbidden", access.reason + "\n");
+            return;
+        }
+
+        if (request.get("Sec-WebSocket-Version", "") != "13") {
+            refuse(c, 426, "Upgrade Required", "WebSocket version 13 required\n", "Sec-WebSocket-Version: 13\r\n");
+            return;
+        }
+        const std::string& key = request.get("Sec-WebSocket-Key", "");
+        if (key.size() != 24) {
+            refuse(c, 400, "Bad Request", "missing or malformed Sec-WebSocket-Key\n");
+            return;
+        }
+        std::string response =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+            websocket_accept_key(key) + "\r\n\r\n";
+        enqueue(c, std::make_shared<const std::string>(std::move(response)));
+        c.state = Connection::State::signalr_handshake;
+        c.key = subscription_key(*hub, site, has_user ? user : "");
+        c.decoder.emplace(FrameDecoder::Role::server, server_.settings_.max_message_bytes);
+        flush(c);
+        if (!c.dead && !rest.empty()) on_ws_bytes(c, rest);
+    }
+
+    // --- WebSocket and SignalR ------------------------------------------------------------------------
+
+    void on_ws_bytes(Connection& c, std::string_view bytes) {
+        std::vector<WsEvent> events;
+        bool ok = c.decoder->feed(bytes, events);
+        for (auto& e : events) {
+            if (c.dead || c.state == Connection::State::closing) return;
+            on_ws_event(c, e);
+        }
+        if (!ok && !c.dead && c.state != Connection::State::closing) {
+            const auto& error = c.decoder->error();
+            server_.metrics_.protocol_errors->add();
+            if (c.state == Connection::State::connected) {
+                // The reference server's behaviour for an oversized or malformed message.
+                close_with(c, "Connection closed with an error.", true, error.close_code, error.reason);
+            } else {
+                close_ws(c, error.close_code, error.reason);
+            }
+        }
+    }
+
+    void on_ws_event(Connection& c, WsEvent& e) {
+        switch (e.kind) {
+            case WsEvent::Kind::ping: {
+                auto frame = std::make_shared<std::string>();
+                append_frame(*frame, Opcode::pong, e.payload);
+                enqueue(c, frame);
+                flush(c);
+                return;
+            }
+            case WsEvent::Kind::pong: return;
+            case WsEvent::Kind::close: close_ws(c, 1000, ""); return;
+            case WsEvent::Kind::binary:
+                server_.metrics_.protocol_errors->add();
+                close_with(c, "Connection closed with an error.", true, 1003, "binary frames are not JSON hub protocol");
+                return;
+            case WsEvent::Kind::text: break;
+        }
+        std::string_view message = e.payload;
+        while (!message.empty() && !c.dead && c.state != Connection::State::closing) {
+            auto sep = message.find(record_separator);
+            if (sep == std::string_view::npos) {
+                server_.metrics_.protocol_errors->add();
+                if (c.state == Connection::State::connected)
+                    close_with(c, "Connection closed with an error.", true, 1000, "");
+                else
+                    close_ws(c, 1002, "Message is incomplete.");
+                return;
+            }
+            on_record(c, message.substr(0, sep));
+            message.remove_prefix(sep + 1);
+        }
+    }
+
+    void on_record(Connection& c, std::string_view record) {
+        if (c.state == Connection::State::signalr_handshake) {
+            HandshakeResult hs = check_handshake(record);
+            std::string reply = handshake_response(hs.ok ? std::string_view{} : std::string_view(hs.error));
+            enqueue(c, text_frame(reply));
+            if (!hs.ok) {
+                // The reference server answers the error and closes without a Close message.
+                close_ws(c, 1000, "");
+                return;
+            }
+            c.state = Connection::State::connected;
+            c.last_received = steady::now();
+            c.last_ping_sent = steady::now();
+            subscribers_[c.key].push_back(&c);
+            flush(c);
+            return;
+        }
+        HubMessage message;
+        std::string error;
+        if (!parse_message(record, message, error)) {
+            server_.metrics_.protocol_errors->add();
+            close_with(c, "Connection closed with an error.", true, 1000, "");
+            return;
+        }
+        switch (message.type) {
+            case 1:  // Invocation: this hub has no server methods
+            case 4:  // StreamInvocation
+                if (message.has_invocation_id) {
+                    std::string reply;
+                    append_completion_error(reply, message.invocation_id, "Method does not exist.");
+                    enqueue(c, text_frame(reply));
+                    flush(c);
+                }
+                return;
+            case 7: close_ws(c, 1000, ""); return;
+            default: return;  // pings keep the connection alive; other types are ignored
+        }
+    }
+
+    // --- output -----------------------------------------------------------------------------------------
+
+    void enqueue(Connection& c, Frame frame) {
+        c.output_bytes += frame->size();
+        c.output.push_back(std::move(frame));
+    }
+
+    void flush(Connection& c) {
+        if (c.dead) return;
+        while (!c.output.empty()) {
+            iovec iov[64];
+            int count = 0;
+            std::size_t offset = c.output_offset;
+            for (auto it = c.output.begin(); it != c.output.end() && count < 64; ++it, ++count) {
+                iov[count].iov_base = const_cast<char*>((*it)->data()) + offset;
+                iov[count].iov_len = (*it)->size() - offset;
+                offset = 0;
+            }
+            msghdr msg{};
+            msg.msg_iov = iov;
+            msg.msg_iovlen = static_cast<std::size_t>(count);
+            ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+                close_now(c);
+                return;
+            }
+            auto written = static_cast<std::size_t>(n);
+            c.output_bytes -= written;
+            while (written > 0) {
+                std::size_t left = c.output.front()->size() - c.output_offset;
+                if (written >= left) {
+                    written -= left;
+                    c.output.pop_front();
+                    c.output_offset = 0;
+                } else {
+                    c.output_offset += written;
+                    written = 0;
+                }
+            }
+        }
+        bool want = !c.output.empty();
+        if (want != c.watching_writes) {
+            epoll_event ev{};
+            ev.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u);
+            ev.data.ptr = &c;
+            epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &ev);
+            c.watching_writes = want;
+        }
+        if (!want && c.state == Connection::State::closing) close_now(c);
+    }
+
+    // A SignalR Close message, then a WebSocket close, then the socket once both are out.
+    void close_with(Connection& c, const std::string& error, bool allow_reconnect, std::uint16_t code,
+                    const std::string& reason) {
+        // Whatever was queued for a client being closed is dropped, so the Close is not stuck behind it.
+        if (!c.output.empty() && c.output_offset == 0) {
+            c.output.clear();
+            c.output_bytes = 0;
+        } else if (c.output.size() > 1) {
+            Frame head = c.output.front();
+            c.output.clear();
+            c.output.push_back(head);
+            c.output_bytes = head->size() - c.output_offset;
+        }
+        std::string record;
+        append_close(record, error, allow_reconnect);
+        enqueue(c, text_frame(record));
+        close_ws(c, code, reason);
+    }
+
+    void close_ws(Connection& c, std::uint16_t code, const std::string& reason) {
+        auto frame = std::make_shared<std::string>();
+        append_frame(*frame, Opcode::close, close_payload(code, reason));
+        enqueue(c, frame);
+        unsubscribe(c);
+        c.state = Connection::State::closing;
+        c.deadline = steady::now() + close_linger;
+        flush(c);
+    }
+
+    void unsubscribe(Connection& c) {
+        if (c.state != Connection::State::connected) return;
+        auto it = subscribers_.find(c.key);
+        if (it == subscribers_.end()) return;
+        auto& v = it->second;
+        v.erase(std::remove(v.begin(), v.end(), &c), v.end());
+        if (v.empty()) subscribers_.erase(it);
+    }
+
+    void close_now(Connection& c) {
+        if (c.dead) return;
+        unsubscribe(c);
+        c.dead = true;
+        epoll_ctl(epoll_, EPOLL_CTL_DEL, c.fd, nullptr);
+        ::close(c.fd);
+        graveyard_.push_back(c.fd);
+        server_.metrics_.connections->add(-1);
+        connection_count_.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    // Frees connections closed during the current round, once no epoll event can point at them.
+    void reap() {
+        for (int fd : graveyard_) connections_.erase(fd);
+        graveyard_.clear();
+    }
+
+    void on_tick() {
+        auto now = steady::now();
+        const auto& s = server_.settings_;
+        for (auto& [fd, cp] : connections_) {
+            Connection& c = *cp;
+            if (c.dead) continue;
+            switch (c.state) {
+                case Connection::State::http:
+                    if (now >= c.deadline) close_now(c);
+                    break;
+                case Connection::State::signalr_handshake:
+                    if (now >= c.deadline) {
+                        enqueue(c, text_frame(handshake_response("Handshake was canceled.")));
+                        close_ws(c, 1000, "");
+                    }
+                    break;
+                case Connection::State::connected:
+                    if (now - c.last_received >= s.client_timeout) {
+                        close_with(c, "Server timeout elapsed without receiving a message from the client.", true,
+                                   1000, "");
+                    } else if (now - c.last_ping_sent >= s.ping_interval) {
+                        enqueue(c, ping_frame());
+                        c.last_ping_sent = now;
+                        flush(c);
+                    }
+                    break;
+                case Connection::State::closing:
+                    if (now >= c.deadline) close_now(c);
+                    break;
+            }
+        }
+    }
+
+    HubServer& server_;
+    int index_;
+    int epoll_ = -1;
+    int wake_ = -1;
+    int listen_fd_ = -1;
+    char wake_tag_ = 0;
+    char listen_tag_ = 0;
+    std::thread thread_;
+    std::mutex inbox_mutex_;
+    std::vector<std::function<void()>> inbox_;
+    std::atomic<bool> wake_armed_{false};
+    bool stopping_ = false;
+    std::size_t next_loop_ = 0;
+    std::unordered_map<int, std::unique_ptr<Connection>> connections_;
+    std::unordered_map<std::string, std::vector<Connection*>> subscribers_;
+    std::vector<int> graveyard_;
+    std::atomic<std::size_t> connection_count_{0};
+};
+
+HubServer::HubServer(HubServerSettings settings, std::shared_ptr<TokenVerifier> verifier,
+                     std::shared_ptr<RoleDirectory> roles, Logger& log, HubServerMetrics metrics)
+    : settings_(std::move(settings)),
+      verifier_(std::move(verifier)),
+      roles_(std::move(roles)),
+      log_(log),
+      metrics_(metrics) {}
+
+HubServer::~HubServer() { stop(); }
+
+void HubServer::start() {
+    Poco::Net::SocketAddress address;
+    try {
+        address = Poco::Net::SocketAddress(settings_.listen);
+    } catch (const std::exception& e) {
+        throw std::runtime_error("cannot parse listen address '" + settings_.listen + "': " + e.what());
+    }
+    listen_fd_ = ::socket(address.family() == Poco::Net::SocketAddress::IPv6 ? AF_INET6 : AF_INET,
+                          SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(listen_fd_, address.addr(), address.length()) != 0 || ::listen(listen_fd_, 4096) != 0) {
+        std::string why = std::strerror(errno);
+        ::close(listen_fd_);
+        listen_fd_ = -1;
+        throw std::runtime_error("cannot listen on " + settings_.listen + ": " + why);
+    }
+    sockaddr_storage bound{};
+    socklen_t len = sizeof bound;
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
+    bound_address_ = Poco::Net::SocketAddress(reinterpret_cast<sockaddr*>(&bound), len).toString();
+
+    for (int i = 0; i < std::max(1, settings_.io_threads); ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
+    loops_[0]->watch_listener(listen_fd_);
+    for (auto& l : loops_) l->start();
+    started_ = true;
+}
+
+void HubServer::broadcast(const EventBatch& batch) {
+    if (!started_) return;
+    std::vector<std::pair<std::string, Frame>> items;
+    items.reserve(batch.size() * 2);
+    std::string record;
+    for (const Event& e : batch) {
+        Hub hub;
+        if (e.meta.kind == "entry") hub = Hub::entries;
+        else if (e.meta.kind == "incident") hub = Hub::incidents;
+        else continue;
+        if (e.meta.site_id.empty()) continue;
+        record.clear();
+        append_invocation(record, settings_.method, e.payload);
+        Frame frame = text_frame(record);
+        items.emplace_back(subscription_key(hub, e.meta.site_id, ""), frame);
+        if (!e.meta.user_id.empty()) items.emplace_back(subscription_key(hub, e.meta.site_id, e.meta.user_id), frame);
+    }
+    if (items.empty()) return;
+    auto shared = std::make_shared<const std::vector<std::pair<std::string, Frame>>>(std::move(items));
+    for (auto& loop : loops_) {
+        Loop* l = loop.get();
+        l->post([l, shared] { l->deliver(*shared); });
+    }
+}
+
+void HubServer::stop() {
+    if (!started_) return;
+    started_ = false;
+    for (auto& l : loops_) l->request_stop();
+    for (auto& l : loops_) l->join();
+    loops_.clear();
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+    listen_fd_ = -1;
+}
+
+std::size_t HubServer::connection_count() const {
+    std::size_t n = 0;
+    for (const auto& l : loops_) n += l->connection_count();
+    return n;
+}
+
+}  // namespace hubflow::signalr

@@ -1,0 +1,84 @@
+#pragma once
+// The KS-compatible SignalR hub server: WebSockets with negotiation skipped, JSON hub protocol, events pushed
+// to every connection whose hub, site and user match.
+//
+// Threading: `io_threads` event loops, each an epoll loop on a thread of its own, own their connections
+// outright (no locks on a connection). The listener lives in loop 0 and hands accepted sockets out round
+// robin. broadcast() runs on the sink's thread: it serialises each event into its WebSocket frame once and
+// posts the shared, immutable bytes to every loop, which queue them on the matching connections.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "auth/roles.h"
+#include "auth/token_verifier.h"
+#include "hubflow/context.h"
+#include "hubflow/event.h"
+
+namespace hubflow::signalr {
+
+struct HubServerSettings {
+    std::string listen = "127.0.0.1:5000";
+    std::chrono::milliseconds handshake_timeout{15'000};
+    std::chrono::milliseconds ping_interval{15'000};
+    std::chrono::milliseconds client_timeout{30'000};
+    std::size_t max_message_bytes = 32 * 1024;
+    std::size_t max_buffered_bytes = 4 * 1024 * 1024;
+    int io_threads = 1;
+    std::string method = "ReceiveMessage";
+};
+
+// Counters the server keeps (owned by the node's metrics).
+struct HubServerMetrics {
+    Gauge* connections = nullptr;
+    Counter* accepted = nullptr;
+    Counter* refused = nullptr;  // 4xx answered to an upgrade request
+    Counter* deliveries = nullptr;
+    Counter* slow_clients_closed = nullptr;
+    Counter* protocol_errors = nullptr;
+};
+
+class HubServer {
+public:
+    HubServer(HubServerSettings settings, std::shared_ptr<TokenVerifier> verifier,
+              std::shared_ptr<RoleDirectory> roles, Logger& log, HubServerMetrics metrics);
+    ~HubServer();
+    HubServer(const HubServer&) = delete;
+    HubServer& operator=(const HubServer&) = delete;
+
+    // Binds and starts the loops; throws std::runtime_error naming the address when it cannot listen.
+    void start();
+    // The address actually bound ("127.0.0.1:41234" when the port was 0).
+    std::string bound_address() const { return bound_address_; }
+
+    // Pushes each entry or incident of the batch to its subscribers. Events of other kinds, or without a
+    // site, match no hub and are skipped.
+    void broadcast(const EventBatch& batch);
+
+    // Sends every client a Close with allowReconnect (so official clients reconnect), closes the sockets and
+    // joins the loops.
+    void stop();
+
+    std::size_t connection_count() const;
+
+    class Loop;  // one epoll loop (hub_server.cpp)
+
+private:
+    HubServerSettings settings_;
+    std::shared_ptr<TokenVerifier> verifier_;
+    std::shared_ptr<RoleDirectory> roles_;
+    Logger& log_;
+    HubServerMetrics metrics_;
+    std::vector<std::unique_ptr<Loop>> loops_;
+    int listen_fd_ = -1;
+    std::string bound_address_;
+    bool started_ = false;
+};
+
+}  // namespace hubflow::signalr

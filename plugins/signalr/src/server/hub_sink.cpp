@@ -1,0 +1,125 @@
+#include "server/hub_sink.h"
+
+namespace hubflow::signalr {
+
+ComponentDescription HubSink::describe() {
+    using F = FieldType;
+    return {
+        "signalr_hub",
+        ComponentKind::sink,
+        "serves KS Event Streaming compatible SignalR hubs (/v1/hub/entries, /v1/hub/incidents)",
+        {{.name = "listen", .type = F::string, .default_json = R"("127.0.0.1:5000")",
+          .doc = "host:port to accept WebSocket connections on (port 0 picks a free port and logs it)",
+          .claim = Claim::listen_address},
+         {.name = "auth",
+          .type = F::object,
+          .required = true,
+          .doc = "how tokens are verified",
+          .fields = {{.name = "hs256_secret", .type = F::string, .default_json = R"("")",
+                      .doc = "HS256 secret (32 bytes or more), for development"},
+                     {.name = "jwks_file", .type = F::string, .default_json = R"("")",
+                      .doc = "JWKS file with the issuer's RS256/ES256 public keys"},
+                     {.name = "jwks_url", .type = F::string, .default_json = R"("")",
+                      .doc = "JWKS URL, fetched at start and again for an unknown kid"},
+                     {.name = "issuer", .type = F::string, .default_json = R"("")",
+                      .doc = "required iss claim (empty = not checked)"},
+                     {.name = "audience", .type = F::string, .default_json = R"("")",
+                      .doc = "required aud value (empty = not checked)"},
+                     {.name = "leeway_s", .type = F::integer, .default_json = "30",
+                      .doc = "clock skew allowed on exp and nbf, in seconds"},
+                     {.name = "user_claim", .type = F::string, .default_json = R"("sub")",
+                      .doc = "claim holding the caller's KS user id"}}},
+         {.name = "roles",
+          .type = F::object,
+          .required = true,
+          .doc = "where per-site roles come from: {\"file\": PATH} or {\"claim\": NAME}",
+          .fields = {{.name = "file", .type = F::string, .default_json = R"("")",
+                      .doc = "JSON file {\"SITE\": {\"USER\": \"site_admin\"}}, reloaded when it changes"},
+                     {.name = "claim", .type = F::string, .default_json = R"("")",
+                      .doc = "token claim holding {\"SITE\": \"ROLE\"}"}}},
+         {.name = "method", .type = F::string, .default_json = R"("ReceiveMessage")",
+          .doc = "client method the server invokes with each event"},
+         {.name = "ping_interval_s", .type = F::number, .default_json = "15", .doc = "server ping interval"},
+         {.name = "client_timeout_s", .type = F::number, .default_json = "30",
+          .doc = "a client silent this long is disconnected"},
+         {.name = "handshake_timeout_s", .type = F::number, .default_json = "15",
+          .doc = "time allowed for the HTTP upgrade and the SignalR handshake"},
+         {.name = "max_message_bytes", .type = F::integer, .default_json = "32768",
+          .doc = "largest message accepted from a client"},
+         {.name = "max_buffered_bytes", .type = F::integer, .default_json = "4194304",
+          .doc = "outbound bytes a client may have pending before it is closed as too slow"},
+         {.name = "io_threads", .type = F::integer, .default_json = "1", .doc = "event loops serving connections"}}};
+}
+
+namespace {
+std::chrono::milliseconds seconds_of(const ConfigView& c, const char* key) {
+    return std::chrono::milliseconds(static_cast<std::int64_t>(c.number_in(key, 0.001, 86400) * 1000));
+}
+}  // namespace
+
+void HubSink::configure(const ConfigView& config, Context& context) {
+    context_ = &context;
+    settings_.listen = config.string("listen");
+    settings_.method = config.string("method");
+    if (settings_.method.empty()) throw config.error("method", "must not be empty");
+    settings_.ping_interval = seconds_of(config, "ping_interval_s");
+    settings_.client_timeout = seconds_of(config, "client_timeout_s");
+    settings_.handshake_timeout = seconds_of(config, "handshake_timeout_s");
+    settings_.max_message_bytes = static_cast<std::size_t>(config.integer_in("max_message_bytes", 1024, 1 << 30));
+    settings_.max_buffered_bytes =
+        static_cast<std::size_t>(config.integer_in("max_buffered_bytes", 4096, std::int64_t{1} << 40));
+    settings_.io_threads = static_cast<int>(config.integer_in("io_threads", 1, 64));
+
+    ConfigView auth = config.object("auth");
+    auth_.hs256_secret = auth.string("hs256_secret");
+    auth_.jwks_file = auth.string("jwks_file");
+    auth_.jwks_url = auth.string("jwks_url");
+    auth_.issuer = auth.string("issuer");
+    auth_.audience = auth.string("audience");
+    auth_.leeway_s = auth.integer_in("leeway_s", 0, 3600);
+    auth_.user_claim = auth.string("user_claim");
+    if (auth_.hs256_secret.empty() && auth_.jwks_file.empty() && auth_.jwks_url.empty())
+        throw config.error("auth", "set hs256_secret, jwks_file or jwks_url");
+    if (!auth_.hs256_secret.empty() && auth_.hs256_secret.size() < 32)
+        throw auth.error("hs256_secret", "must be at least 32 bytes long");
+
+    ConfigView roles = config.object("roles");
+    roles_file_ = roles.string("file");
+    roles_claim_ = roles.string("claim");
+    if (roles_file_.empty() == roles_claim_.empty()) throw config.error("roles", "set exactly one of file or claim");
+}
+
+void HubSink::start() {
+    std::shared_ptr<TokenVerifier> verifier;
+    try {
+        verifier = std::make_shared<TokenVerifier>(auth_);
+    } catch (const std::exception& e) {
+        throw std::runtime_error(std::string("auth: ") + e.what());
+    }
+    std::shared_ptr<RoleDirectory> roles;
+    if (!roles_file_.empty()) {
+        Logger* log = &context_->log();
+        roles = std::make_shared<FileRoleDirectory>(
+            roles_file_, [log](const std::string& problem) { log->error("roles file: ", problem); });
+    } else {
+        roles = std::make_shared<ClaimRoleDirectory>(roles_claim_);
+    }
+    Metrics& m = context_->metrics();
+    HubServerMetrics metrics{&m.gauge("connections", "open client connections"),
+                             &m.counter("connections_accepted", "TCP connections accepted"),
+                             &m.counter("upgrades_refused", "upgrade requests answered with 4xx"),
+                             &m.counter("deliveries", "events queued to clients"),
+                             &m.counter("slow_clients_closed", "clients closed for a full outbound buffer"),
+                             &m.counter("protocol_errors", "connections closed for a protocol violation")};
+    server_ = std::make_unique<HubServer>(settings_, verifier, roles, context_->log(), metrics);
+    server_->start();
+    context_->log().info("serving /v1/hub/entries and /v1/hub/incidents on ws://", server_->bound_address());
+}
+
+void HubSink::write(const EventBatch& batch) { server_->broadcast(batch); }
+
+void HubSink::stop() {
+    if (server_) server_->stop();
+}
+
+}  // namespace hubflow::signalr

@@ -1,0 +1,32 @@
+#pragma once
+// The `signalr_hub` sink: hubflow as the KS Event Streaming service. Events that reach it are pushed to the
+// SignalR clients subscribed to their hub (kind), site and user.
+
+#include <memory>
+
+#include "hubflow/component.h"
+#include "server/hub_server.h"
+
+namespace hubflow::signalr {
+
+class HubSink final : public Sink {
+public:
+    static ComponentDescription describe();
+    void configure(const ConfigView& config, Context& context) override;
+    void start() override;
+    void write(const EventBatch& batch) override;
+    void stop() override;
+
+    // For tests: the address bound after start().
+    std::string bound_address() const { return server_ ? server_->bound_address() : ""; }
+
+private:
+    Context* context_ = nullptr;
+    HubServerSettings settings_;
+    AuthSettings auth_;
+    std::string roles_file_;
+    std::string roles_claim_;
+    std::unique_ptr<HubServer> server_;
+};
+
+}  // namespace hubflow::signalr

@@ -161,7 +161,11 @@ test("a site user receives only their own entries, and nothing else is allowed",
   await admin.connection.stop();
   const userId = admin.messages.find((e) => e.user_id).user_id;
   const other = admin.messages.find((e) => e.user_id && e.user_id !== userId);
-  writeRoles({ [SITE_A]: { admin: "site_admin", [userId]: "site_user" }, [SITE_B]: { admin: "site_admin" } });
+  writeRoles({
+    [SITE_A]: { admin: "site_admin", guest: "site_guest", [userId]: "site_user" },
+    [SITE_B]: { admin: "site_admin" },
+    [SITE_QUIET]: { admin: "site_admin" },
+  });
   const userToken = token(userId);
   await waitFor(async () => (await upgradeStatus(`/v1/hub/entries?site_id=${SITE_A}&user_id=${userId}`,
     { Authorization: `Bearer ${userToken}` })).status === 101, 5000, "the roles file to be reloaded");

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/log.h"
@@ -11,11 +12,13 @@ struct CliOptions {
     std::vector<std::string> plugin_dirs;
     std::string describe;
     LogLevel log_level = LogLevel::info;
+    std::vector<std::pair<std::string, std::string>> token;  // options of the 'token' command, in order
 };
 
 int command_run(const std::string& file, const CliOptions& options);
 int command_validate(const std::string& file, const CliOptions& options);
 int command_graph(const std::string& file, const CliOptions& options);
 int command_plugins(const CliOptions& options);
+int command_token(const std::vector<std::pair<std::string, std::string>>& options);
 
 }  // namespace hubflow::core

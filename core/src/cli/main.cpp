@@ -38,6 +38,19 @@ protected:
         options.addOption(Option("describe", "", "with 'plugins': print the config schema of component TYPE")
                               .argument("TYPE")
                               .callback(Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_describe)));
+        auto token_option = [&](const char* name, const char* doc, const char* arg) {
+            options.addOption(Option(name, "", doc).argument(arg).repeatable(std::string(name) == "scope").callback(
+                Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_token_option)));
+        };
+        token_option("secret", "with 'token': HS256 secret", "SECRET");
+        token_option("key", "with 'token': PEM private key file (RS256 or ES256)", "PEM");
+        token_option("alg", "with 'token': HS256 (default with --secret), RS256 (default with --key) or ES256", "ALG");
+        token_option("sub", "with 'token': the subject (the KS user id)", "SUB");
+        token_option("scope", "with 'token': a scope (repeatable; default user_api.full_access)", "SCOPE");
+        token_option("aud", "with 'token': the audience", "AUD");
+        token_option("iss", "with 'token': the issuer", "ISS");
+        token_option("kid", "with 'token': the key id written in the header", "KID");
+        token_option("ttl", "with 'token': lifetime in seconds (default 3600; negative for an expired token)", "SECONDS");
         options.addOption(Option("log-level", "", "debug, info (default), warn or error")
                               .argument("LEVEL")
                               .callback(Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_level)));
@@ -51,6 +64,11 @@ protected:
         }
         const std::string& command = args[0];
         ArgVec rest(args.begin() + 1, args.end());
+        if (command == "token") {
+            if (!rest.empty()) return usage_error("'token' takes options only; see --help");
+            return command_token(options_.token);
+        }
+        if (!options_.token.empty()) return usage_error("token options go with the 'token' command");
         if (command == "plugins") {
             if (!rest.empty()) return usage_error("'plugins' takes no arguments besides --describe TYPE");
             return command_plugins(options_);
@@ -62,7 +80,7 @@ protected:
             if (command == "validate") return command_validate(rest[0], options_);
             return command_graph(rest[0], options_);
         }
-        return usage_error("unknown command '" + command + "'; commands: run, validate, graph, plugins");
+        return usage_error("unknown command '" + command + "'; commands: run, validate, graph, plugins, token");
     }
 
 private:
@@ -80,7 +98,8 @@ private:
             "  run FILE        run the pipeline until its sources end or SIGINT/SIGTERM, then drain\n"
             "  validate FILE   check the pipeline file and report every problem found\n"
             "  graph FILE      print the pipeline as a Graphviz DOT graph\n"
-            "  plugins         list every component: type, kind, plugin file, version, description\n\n"
+            "  plugins         list every component: type, kind, plugin file, version, description\n"
+            "  token           print a development JWT for the signalr_hub sink (never for production keys)\n\n"
             "Options:");
         help.setFooter(
             "Exit codes: 0 success; 1 the run ended with a failed node or a drain that outlasted the grace "
@@ -95,6 +114,9 @@ private:
     }
     void handle_plugin_dir(const std::string&, const std::string& value) { options_.plugin_dirs.push_back(value); }
     void handle_describe(const std::string&, const std::string& value) { options_.describe = value; }
+    void handle_token_option(const std::string& name, const std::string& value) {
+        options_.token.emplace_back(name, value);
+    }
     void handle_level(const std::string&, const std::string& value) {
         if (!parse_level(value, options_.log_level)) {
             std::cerr << "hubflow: --log-level must be debug, info, warn or error\n";

@@ -181,7 +181,6 @@ public:
         }
         server_.metrics_.deliveries->add(delivered);
         for (Connection* c : to_flush) flush(*c);
-        reap();
     }
 
     void request_stop() {
@@ -195,7 +194,6 @@ public:
                     close_now(*c);
                 }
             }
-            reap();
         });
     }
 
@@ -339,6 +337,13 @@ private:
             return;
         }
         c.input.clear();
+        // Poco's parser is lenient about the request line; anything that is not HTTP/1.x is refused here.
+        const std::string& method = request.getMethod();
+        if (method.empty() || !std::all_of(method.begin(), method.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; }) ||
+            request.getVersion().rfind("HTTP/1.", 0) != 0) {
+            refuse(c, 400, "Bad Request", "malformed HTTP request\n");
+            return;
+        }
 
         Poco::URI uri;
         try {
@@ -417,7 +422,7 @@ private:
         enqueue(c, std::make_shared<const std::string>(std::move(response)));
         c.state = Connection::State::signalr_handshake;
         c.key = subscription_key(*hub, site, has_user ? user : "");
-        c.decoder.emplace(FrameDecoder::Role::server, server_.settings_.max_message_bytes);
+        c.decoder.emplace(Endpoint::server, server_.settings_.max_message_bytes);
         flush(c);
         if (!c.dead && !rest.empty()) on_ws_bytes(c, rest);
     }
@@ -617,7 +622,8 @@ private:
         connection_count_.fetch_sub(1, std::memory_order_relaxed);
     }
 
-    // Frees connections closed during the current round, once no epoll event can point at them.
+    // Frees connections closed during the current round. Only run() calls it, after the whole batch of epoll
+    // events: an event later in the batch may still point at a connection closed earlier in it.
     void reap() {
         for (int fd : graveyard_) connections_.erase(fd);
         graveyard_.clear();

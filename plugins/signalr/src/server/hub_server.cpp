@@ -9,7 +9,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/SSLManager.h>
 #include <Poco/Net/NameValueCollection.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/MemoryStream.h>
@@ -82,6 +87,8 @@ std::string http_response(int status, const char* reason, std::string_view body,
 struct Connection {
     enum class State { http, signalr_handshake, connected, closing };
     int fd = -1;
+    SSL* ssl = nullptr;       // set when the server speaks TLS
+    bool tls_ready = false;   // TLS handshake done
     State state = State::http;
     std::string peer;
     std::string input;  // unparsed HTTP request bytes
@@ -110,7 +117,10 @@ public:
     }
 
     ~Loop() {
-        for (auto& [fd, c] : connections_) ::close(fd);
+        for (auto& [fd, c] : connections_) {
+            if (c->ssl) SSL_free(c->ssl);
+            ::close(fd);
+        }
         ::close(wake_);
         ::close(epoll_);
     }
@@ -148,6 +158,11 @@ public:
         c->fd = fd;
         c->peer = std::move(peer);
         c->deadline = steady::now() + server_.settings_.handshake_timeout;
+        if (server_.tls_) {
+            c->ssl = SSL_new(server_.tls_->sslContext());
+            SSL_set_fd(c->ssl, fd);
+            SSL_set_accept_state(c->ssl);
+        }
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP;
         ev.data.ptr = c.get();
@@ -280,21 +295,54 @@ private:
         }
         if (events & EPOLLOUT) flush(c);
         if (c.dead) return;
-        if (events & (EPOLLIN | EPOLLRDHUP)) read_from(c);
+        if ((events & (EPOLLIN | EPOLLRDHUP)) || (c.ssl && !c.tls_ready)) read_from(c);
+    }
+
+    // One read from the connection, plain or TLS: bytes read, 0 at end of stream, -1 when it would block,
+    // -2 on an error. A TLS handshake in progress is driven from here.
+    ssize_t receive(Connection& c, char* buf, std::size_t size) {
+        if (!c.ssl) {
+            for (;;) {
+                ssize_t n = ::recv(c.fd, buf, size, 0);
+                if (n >= 0) return n;
+                if (errno == EINTR) continue;
+                return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : -2;
+            }
+        }
+        ERR_clear_error();
+        if (!c.tls_ready) {
+            int r = SSL_do_handshake(c.ssl);
+            if (r != 1) return tls_would_block(c, r) ? -1 : -2;
+            c.tls_ready = true;
+        }
+        std::size_t n = 0;
+        int r = SSL_read_ex(c.ssl, buf, size, &n);
+        if (r == 1) return static_cast<ssize_t>(n);
+        if (SSL_get_error(c.ssl, r) == SSL_ERROR_ZERO_RETURN) return 0;
+        return tls_would_block(c, r) ? -1 : -2;
+    }
+
+    // After a failed TLS call: true when it only has to wait for the socket (watching writes if it must).
+    bool tls_would_block(Connection& c, int result) {
+        int e = SSL_get_error(c.ssl, result);
+        if (e == SSL_ERROR_WANT_READ) {
+            watch_writes(c, !c.output.empty());
+            return true;
+        }
+        if (e == SSL_ERROR_WANT_WRITE) {
+            watch_writes(c, true);
+            return true;
+        }
+        return false;
     }
 
     void read_from(Connection& c) {
         char buf[16 * 1024];
         for (;;) {
-            ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-                close_now(c);
-                return;
-            }
-            if (n == 0) {
-                close_now(c);  // the peer went away (an abrupt disconnect included)
+            ssize_t n = receive(c, buf, sizeof buf);
+            if (n == -1) return;
+            if (n <= 0) {
+                close_now(c);  // the peer went away (an abrupt disconnect included), or TLS failed
                 return;
             }
             c.last_received = steady::now();
@@ -527,8 +575,34 @@ private:
         c.output.push_back(std::move(frame));
     }
 
+    // Writes as much queued output as the socket takes; watches for writability only while some is left.
     void flush(Connection& c) {
         if (c.dead) return;
+        bool ok = c.ssl ? flush_tls(c) : flush_plain(c);
+        if (!ok) {
+            close_now(c);
+            return;
+        }
+        watch_writes(c, !c.output.empty());
+        if (c.output.empty() && c.state == Connection::State::closing) close_now(c);
+    }
+
+    void consume_output(Connection& c, std::size_t written) {
+        c.output_bytes -= written;
+        while (written > 0) {
+            std::size_t left = c.output.front()->size() - c.output_offset;
+            if (written >= left) {
+                written -= left;
+                c.output.pop_front();
+                c.output_offset = 0;
+            } else {
+                c.output_offset += written;
+                written = 0;
+            }
+        }
+    }
+
+    bool flush_plain(Connection& c) {
         while (!c.output.empty()) {
             iovec iov[64];
             int count = 0;
@@ -544,33 +618,35 @@ private:
             ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL);
             if (n < 0) {
                 if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-                close_now(c);
-                return;
+                return errno == EAGAIN || errno == EWOULDBLOCK;
             }
-            auto written = static_cast<std::size_t>(n);
-            c.output_bytes -= written;
-            while (written > 0) {
-                std::size_t left = c.output.front()->size() - c.output_offset;
-                if (written >= left) {
-                    written -= left;
-                    c.output.pop_front();
-                    c.output_offset = 0;
-                } else {
-                    c.output_offset += written;
-                    written = 0;
-                }
-            }
+            consume_output(c, static_cast<std::size_t>(n));
         }
-        bool want = !c.output.empty();
-        if (want != c.watching_writes) {
-            epoll_event ev{};
-            ev.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u);
-            ev.data.ptr = &c;
-            epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &ev);
-            c.watching_writes = want;
+        return true;
+    }
+
+    // Frames are immutable shared strings, so a write retried after WANT_WRITE passes the same bytes, as
+    // OpenSSL requires.
+    bool flush_tls(Connection& c) {
+        if (!c.tls_ready) return true;  // nothing is queued before the handshake completes
+        while (!c.output.empty()) {
+            const std::string& head = *c.output.front();
+            std::size_t written = 0;
+            ERR_clear_error();
+            int r = SSL_write_ex(c.ssl, head.data() + c.output_offset, head.size() - c.output_offset, &written);
+            if (r != 1) return tls_would_block(c, r);
+            consume_output(c, written);
         }
-        if (!want && c.state == Connection::State::closing) close_now(c);
+        return true;
+    }
+
+    void watch_writes(Connection& c, bool want) {
+        if (c.dead || want == c.watching_writes) return;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u);
+        ev.data.ptr = &c;
+        epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &ev);
+        c.watching_writes = want;
     }
 
     // A SignalR Close message, then a WebSocket close, then the socket once both are out.
@@ -616,6 +692,11 @@ private:
         unsubscribe(c);
         c.dead = true;
         epoll_ctl(epoll_, EPOLL_CTL_DEL, c.fd, nullptr);
+        if (c.ssl) {
+            SSL_shutdown(c.ssl);  // best effort close_notify; the socket goes either way
+            SSL_free(c.ssl);
+            c.ssl = nullptr;
+        }
         ::close(c.fd);
         graveyard_.push_back(c.fd);
         server_.metrics_.connections->add(-1);
@@ -692,6 +773,21 @@ HubServer::HubServer(HubServerSettings settings, std::shared_ptr<TokenVerifier> 
 HubServer::~HubServer() { stop(); }
 
 void HubServer::start() {
+    if (!settings_.tls_cert.empty()) {
+        // Poco's Context loads and checks the certificate chain and key; the loops drive OpenSSL directly on
+        // their non-blocking sockets (Poco 1.11's SecureStreamSocket cannot be used non-blocking on a server).
+        try {
+            Poco::Net::initializeSSL();
+            tls_ = new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, settings_.tls_key, settings_.tls_cert,
+                                          "", Poco::Net::Context::VERIFY_NONE);
+            tls_->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+            SSL_CTX_set_mode(tls_->sslContext(), SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+        } catch (const Poco::Exception& e) {
+            throw std::runtime_error("tls: cannot load the certificate '" + settings_.tls_cert + "' and key '" +
+                                     settings_.tls_key + "': " + e.displayText());
+        }
+    }
     Poco::Net::SocketAddress address;
     try {
         address = Poco::Net::SocketAddress(settings_.listen);

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <Poco/Net/Context.h>
+
 #include "auth/roles.h"
 #include "auth/token_verifier.h"
 #include "hubflow/context.h"
@@ -32,6 +34,8 @@ struct HubServerSettings {
     std::size_t max_buffered_bytes = 4 * 1024 * 1024;
     int io_threads = 1;
     std::string method = "ReceiveMessage";
+    std::string tls_cert;  // PEM certificate chain; empty = plain ws://
+    std::string tls_key;   // PEM private key
 };
 
 // Counters the server keeps (owned by the node's metrics).
@@ -54,6 +58,7 @@ public:
 
     // Binds and starts the loops; throws std::runtime_error naming the address when it cannot listen.
     void start();
+    bool tls() const { return !tls_.isNull(); }
     // The address actually bound ("127.0.0.1:41234" when the port was 0).
     std::string bound_address() const { return bound_address_; }
 
@@ -76,6 +81,7 @@ private:
     Logger& log_;
     HubServerMetrics metrics_;
     std::vector<std::unique_ptr<Loop>> loops_;
+    Poco::Net::Context::Ptr tls_;
     int listen_fd_ = -1;
     std::string bound_address_;
     bool started_ = false;

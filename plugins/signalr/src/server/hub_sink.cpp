@@ -11,6 +11,11 @@ ComponentDescription HubSink::describe() {
         {{.name = "listen", .type = F::string, .default_json = R"("127.0.0.1:5000")",
           .doc = "host:port to accept WebSocket connections on (port 0 picks a free port and logs it)",
           .claim = Claim::listen_address},
+         {.name = "tls",
+          .type = F::object,
+          .doc = "serve wss:// with these PEM files: {\"cert\": PATH, \"key\": PATH}",
+          .fields = {{.name = "cert", .type = F::string, .required = true, .doc = "certificate chain (PEM)"},
+                     {.name = "key", .type = F::string, .required = true, .doc = "private key (PEM)"}}},
          {.name = "auth",
           .type = F::object,
           .required = true,
@@ -70,6 +75,12 @@ void HubSink::configure(const ConfigView& config, Context& context) {
         static_cast<std::size_t>(config.integer_in("max_buffered_bytes", 4096, std::int64_t{1} << 40));
     settings_.io_threads = static_cast<int>(config.integer_in("io_threads", 1, 64));
 
+    if (config.has("tls")) {
+        ConfigView tls = config.object("tls");
+        settings_.tls_cert = tls.string("cert");
+        settings_.tls_key = tls.string("key");
+    }
+
     ConfigView auth = config.object("auth");
     auth_.hs256_secret = auth.string("hs256_secret");
     auth_.jwks_file = auth.string("jwks_file");
@@ -113,7 +124,8 @@ void HubSink::start() {
                              &m.counter("protocol_errors", "connections closed for a protocol violation")};
     server_ = std::make_unique<HubServer>(settings_, verifier, roles, context_->log(), metrics);
     server_->start();
-    context_->log().info("serving /v1/hub/entries and /v1/hub/incidents on ws://", server_->bound_address());
+    context_->log().info("serving /v1/hub/entries and /v1/hub/incidents on ", server_->tls() ? "wss://" : "ws://",
+                         server_->bound_address());
 }
 
 void HubSink::write(const EventBatch& batch) { server_->broadcast(batch); }

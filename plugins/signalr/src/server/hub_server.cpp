@@ -117,9 +117,10 @@ public:
     }
 
     ~Loop() {
-        for (auto& [fd, c] : connections_) {
+        for (auto& [key, c] : connections_) {
+            if (c->dead) continue;
             if (c->ssl) SSL_free(c->ssl);
-            ::close(fd);
+            ::close(c->fd);
         }
         ::close(wake_);
         ::close(epoll_);
@@ -167,7 +168,8 @@ public:
         ev.events = EPOLLIN | EPOLLRDHUP;
         ev.data.ptr = c.get();
         epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
-        connections_.emplace(fd, std::move(c));
+        Connection* key = c.get();
+        connections_.emplace(key, std::move(c));
         server_.metrics_.connections->add(1);
         connection_count_.fetch_add(1, std::memory_order_relaxed);
     }
@@ -201,7 +203,7 @@ public:
     void request_stop() {
         post([this] {
             stopping_ = true;
-            for (auto& [fd, c] : connections_) {
+            for (auto& [key, c] : connections_) {
                 if (c->dead) continue;
                 if (c->state == Connection::State::connected) {
                     close_with(*c, "", true, 1001, "server shutting down");
@@ -698,7 +700,7 @@ private:
             c.ssl = nullptr;
         }
         ::close(c.fd);
-        graveyard_.push_back(c.fd);
+        graveyard_.push_back(&c);
         server_.metrics_.connections->add(-1);
         connection_count_.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -706,14 +708,14 @@ private:
     // Frees connections closed during the current round. Only run() calls it, after the whole batch of epoll
     // events: an event later in the batch may still point at a connection closed earlier in it.
     void reap() {
-        for (int fd : graveyard_) connections_.erase(fd);
+        for (Connection* c : graveyard_) connections_.erase(c);
         graveyard_.clear();
     }
 
     void on_tick() {
         auto now = steady::now();
         const auto& s = server_.settings_;
-        for (auto& [fd, cp] : connections_) {
+        for (auto& [key, cp] : connections_) {
             Connection& c = *cp;
             if (c.dead) continue;
             switch (c.state) {
@@ -756,9 +758,11 @@ private:
     std::atomic<bool> wake_armed_{false};
     bool stopping_ = false;
     std::size_t next_loop_ = 0;
-    std::unordered_map<int, std::unique_ptr<Connection>> connections_;
+    // Keyed by the connection, not its fd: a closed fd can be reused by accept() before the closed connection
+    // is reaped.
+    std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
     std::unordered_map<std::string, std::vector<Connection*>> subscribers_;
-    std::vector<int> graveyard_;
+    std::vector<Connection*> graveyard_;
     std::atomic<std::size_t> connection_count_{0};
 };
 

@@ -96,7 +96,7 @@ std::string mint_token(const MintOptions& options) {
     if (options.alg != "HS256" && options.alg != "RS256" && options.alg != "ES256") {
         throw std::invalid_argument("alg: \"" + options.alg + "\" is not supported (HS256, RS256 or ES256)");
     }
-    if (options.ttl_s <= 0) throw std::invalid_argument("ttl_s: must be positive");
+    if (options.ttl_s == 0) throw std::invalid_argument("ttl_s: must not be 0");
 
     Poco::JWT::Token token;
     token.setType("at+jwt");
@@ -119,8 +119,11 @@ std::string mint_token(const MintOptions& options) {
     // Whole seconds: Token::setExpiration would write fractions, which some verifiers reject.
     const auto now = options.now.time_since_epoch().count() == 0 ? std::chrono::system_clock::now() : options.now;
     const std::int64_t t = epoch_seconds(now);
-    claims.set("iat", Poco::Int64(t));
-    claims.set("nbf", Poco::Int64(t));
+    // A negative lifetime mints a token that expired ttl_s ago (for tests of expiry); it was issued a minute
+    // before it expired, so it is consistent in itself.
+    const std::int64_t issued = options.ttl_s > 0 ? t : t + options.ttl_s - 60;
+    claims.set("iat", Poco::Int64(issued));
+    claims.set("nbf", Poco::Int64(issued));
     claims.set("exp", Poco::Int64(t + options.ttl_s));
 
     if (options.alg == "HS256") {

@@ -18,13 +18,17 @@ constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 // Value of each base64url character, or -1.
 constexpr std::array<int, 256> make_decode_table() {
     std::array<int, 256> table{};
-    for (auto& v : table) v = -1;
-    for (int i = 0; i < 64; ++i) table[static_cast<unsigned char>(kAlphabet[i])] = i;
+    for (auto& v : table)
+        v = -1;
+    for (int i = 0; i < 64; ++i)
+        table[static_cast<unsigned char>(kAlphabet[i])] = i;
     return table;
 }
 constexpr std::array<int, 256> kDecode = make_decode_table();
 
-int value_of(char c) { return kDecode[static_cast<unsigned char>(c)]; }
+int value_of(char c) {
+    return kDecode[static_cast<unsigned char>(c)];
+}
 
 }  // namespace
 
@@ -118,19 +122,26 @@ private:
     char peek() const { return at_end() ? '\0' : text_[pos_]; }
 
     void skip_ws() {
-        while (!at_end() && (peek() == ' ' || peek() == '\t' || peek() == '\n' || peek() == '\r')) ++pos_;
+        while (!at_end() && (peek() == ' ' || peek() == '\t' || peek() == '\n' || peek() == '\r'))
+            ++pos_;
     }
 
     bool value(int depth) {
         if (depth > kMaxDepth) return fail("nesting too deep");
         if (at_end()) return fail("unexpected end of input");
         switch (peek()) {
-            case '{': return object(depth + 1);
-            case '[': return array(depth + 1);
-            case '"': return string();
-            case 't': return literal("true");
-            case 'f': return literal("false");
-            case 'n': return literal("null");
+            case '{':
+                return object(depth + 1);
+            case '[':
+                return array(depth + 1);
+            case '"':
+                return string();
+            case 't':
+                return literal("true");
+            case 'f':
+                return literal("false");
+            case 'n':
+                return literal("null");
             default:
                 if (peek() == '-' || (peek() >= '0' && peek() <= '9')) return number();
                 return fail("unexpected character");
@@ -145,7 +156,8 @@ private:
 
     bool digits() {
         if (at_end() || peek() < '0' || peek() > '9') return fail("digit expected");
-        while (!at_end() && peek() >= '0' && peek() <= '9') ++pos_;
+        while (!at_end() && peek() >= '0' && peek() <= '9')
+            ++pos_;
         return true;
     }
 
@@ -273,7 +285,9 @@ private:
 
 }  // namespace
 
-std::optional<std::string> json_syntax_error(std::string_view text) { return JsonChecker(text).run(); }
+std::optional<std::string> json_syntax_error(std::string_view text) {
+    return JsonChecker(text).run();
+}
 
 std::string describe_json_error(std::string_view text, const std::string& parser_message) {
     if (auto where = json_syntax_error(text)) return *where;

@@ -21,7 +21,9 @@ constexpr auto kCheckInterval = std::chrono::seconds(1);
 constexpr std::size_t kMaxRoleFileBytes = 64 * 1024 * 1024;
 constexpr const char* kRequiredScope = "user_api.full_access";
 
-const char* hub_name(Hub hub) { return hub == Hub::entries ? "entries" : "incidents"; }
+const char* hub_name(Hub hub) {
+    return hub == Hub::entries ? "entries" : "incidents";
+}
 
 Poco::JSON::Object::Ptr parse_object(const std::string& text) {
     Poco::JSON::Parser parser;
@@ -41,10 +43,14 @@ Role role_from_code(const std::string& code) {
 
 const char* role_code(Role role) {
     switch (role) {
-        case Role::site_admin: return "site_admin";
-        case Role::site_super_user: return "site_super_user";
-        case Role::site_user: return "site_user";
-        case Role::none: break;
+        case Role::site_admin:
+            return "site_admin";
+        case Role::site_super_user:
+            return "site_super_user";
+        case Role::site_user:
+            return "site_user";
+        case Role::none:
+            break;
     }
     return "none";
 }
@@ -57,9 +63,9 @@ namespace {
 constexpr auto kRacyWindow = std::chrono::seconds(2);
 
 bool is_racy(std::int64_t mtime_ns) {
-    const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+    const auto now_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     return now_ns - mtime_ns < std::chrono::duration_cast<std::chrono::nanoseconds>(kRacyWindow).count();
 }
 
@@ -216,7 +222,8 @@ AccessDecision authorize(Hub hub, const std::string& site_id, const std::optiona
     }
     switch (role) {
         case Role::site_admin:
-        case Role::site_super_user: return {0, ""};
+        case Role::site_super_user:
+            return {0, ""};
         case Role::site_user:
             if (!requested_user) {
                 return {403, std::string("site_user may open the ") + hub_name(hub) +
@@ -224,7 +231,8 @@ AccessDecision authorize(Hub hub, const std::string& site_id, const std::optiona
             }
             if (*requested_user != who.user_id) return {403, "user_id is not the caller's own id"};
             return {0, ""};
-        case Role::none: break;
+        case Role::none:
+            break;
     }
     return {403, "no role in this site"};
 }

@@ -44,7 +44,9 @@ struct ClearOpenSslErrors {
 };
 
 // OpenSSL's default would prompt on the terminal for an encrypted key; refusing makes such keys fail instead.
-int no_passphrase(char*, int, int, void*) { return 0; }
+int no_passphrase(char*, int, int, void*) {
+    return 0;
+}
 
 std::string read_pem(const std::string& option, const std::string& path) {
     try {
@@ -108,11 +110,13 @@ std::string mint_token(const MintOptions& options) {
     if (!options.scopes.empty()) {
         if (options.scope_as_string) {
             std::string joined;
-            for (const auto& s : options.scopes) joined += (joined.empty() ? "" : " ") + s;
+            for (const auto& s : options.scopes)
+                joined += (joined.empty() ? "" : " ") + s;
             claims.set("scope", joined);
         } else {
             Poco::JSON::Array::Ptr list = new Poco::JSON::Array;
-            for (const auto& s : options.scopes) list->add(s);
+            for (const auto& s : options.scopes)
+                list->add(s);
             claims.set("scope", list);
         }
     }
@@ -153,7 +157,8 @@ std::string mint_token(const MintOptions& options) {
             signer.setRSAKey(new Poco::Crypto::RSAKey(nullptr, &private_pem));
         } else {
             if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_EC || !is_p256(key.get())) {
-                throw std::invalid_argument("key_pem_file: " + options.key_pem_file + " is not an EC P-256 key (ES256)");
+                throw std::invalid_argument("key_pem_file: " + options.key_pem_file +
+                                            " is not an EC P-256 key (ES256)");
             }
             signer.setECKey(new Poco::Crypto::ECKey(nullptr, &private_pem));
         }

@@ -26,7 +26,8 @@ struct MintOptions {
 // Writes a compact JWS: header {"alg", "kid"?, "typ": "at+jwt"}; payload with sub/iss/aud when given, scope
 // (omitted when there are no scopes), and iat = nbf = now and exp = now + ttl_s as whole seconds. Throws
 // std::invalid_argument naming the option for bad options: unsupported alg, missing or short secret, missing or
-// unreadable key, a key of the wrong type for alg (or not P-256 for ES256), ttl_s of 0 (a negative ttl_s mints an already expired token, for tests).
+// unreadable key, a key of the wrong type for alg (or not P-256 for ES256), ttl_s of 0 (a negative ttl_s mints an
+// already expired token, for tests).
 std::string mint_token(const MintOptions& options);
 
 // A JWKS document {"keys":[{...}]} for the public half of the RSA or EC P-256 key in `pem_file` (a public key or

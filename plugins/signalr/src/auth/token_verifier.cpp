@@ -105,8 +105,8 @@ PkeyPtr public_key_from_params(const char* type, OSSL_PARAM_BLD* bld) {
 }
 
 BnPtr to_bignum(const std::string& bytes) {
-    return BnPtr(BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()),
-                           nullptr));
+    return BnPtr(
+        BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()), nullptr));
 }
 
 enum class KeyKind { rsa, ec };
@@ -156,7 +156,8 @@ std::optional<VerifyKey> key_from_jwk(const Poco::JSON::Object& jwk, std::string
     if (jwk.has("key_ops")) {
         bool verify_op = false;
         if (jwk.isArray("key_ops")) {
-            for (const auto& op : *jwk.getArray("key_ops")) verify_op = verify_op || (op.isString() && op == "verify");
+            for (const auto& op : *jwk.getArray("key_ops"))
+                verify_op = verify_op || (op.isString() && op == "verify");
         }
         if (!verify_op) {
             why = "key_ops does not include \"verify\"";
@@ -389,11 +390,12 @@ struct TokenVerifier::Impl {
 
     // Loads the configured JWKS; throws std::runtime_error (without the setting name) on failure.
     KeySet load_jwks() const {
-        const std::string text = settings.jwks_file.empty() ? fetch_url(*url)
-                                                            : detail::read_text_file(settings.jwks_file, kMaxJwksBytes);
+        const std::string text =
+            settings.jwks_file.empty() ? fetch_url(*url) : detail::read_text_file(settings.jwks_file, kMaxJwksBytes);
         std::vector<std::string> skipped;
         KeySet set = parse_jwks(text, skipped);
-        for (const auto& s : skipped) report(source_label() + ": skipped " + s);
+        for (const auto& s : skipped)
+            report(source_label() + ": skipped " + s);
         return set;
     }
 
@@ -488,8 +490,7 @@ struct TokenVerifier::Impl {
             if (HMAC(EVP_sha256(), settings.hs256_secret.data(), static_cast<int>(settings.hs256_secret.size()),
                      reinterpret_cast<const unsigned char*>(token_text.data()), dot2, expected,
                      &expected_size) == nullptr ||
-                signature->size() != expected_size ||
-                CRYPTO_memcmp(signature->data(), expected, expected_size) != 0) {
+                signature->size() != expected_size || CRYPTO_memcmp(signature->data(), expected, expected_size) != 0) {
                 return refuse(kBadSignature);
             }
             try {
@@ -560,7 +561,8 @@ struct TokenVerifier::Impl {
         if (!settings.audience.empty()) {
             bool found = false;
             if (payload->isArray("aud")) {
-                for (const auto& a : *payload->getArray("aud")) found = found || (a.isString() && a == settings.audience);
+                for (const auto& a : *payload->getArray("aud"))
+                    found = found || (a.isString() && a == settings.audience);
             } else {
                 const auto aud = string_member(*payload, "aud", bad);
                 found = aud && *aud == settings.audience;
@@ -634,8 +636,8 @@ TokenVerifier::TokenVerifier(AuthSettings settings, std::function<void(const std
         try {
             impl_->install(impl_->load_jwks());
         } catch (const std::exception& e) {
-            impl_->report(impl_->source_label() + ": initial fetch failed, will retry when a token needs a key: " +
-                          describe(e));
+            impl_->report(impl_->source_label() +
+                          ": initial fetch failed, will retry when a token needs a key: " + describe(e));
         } catch (...) {
             impl_->report(impl_->source_label() + ": initial fetch failed, will retry when a token needs a key");
         }

@@ -59,7 +59,8 @@ public:
     //
     // `on_jwks_event` hears, as one sentence each, JWKS loads that failed (the previous keys stay in force) and
     // keys that were skipped (weak RSA, other curves, encryption keys). It may be called from verify(), on the
-    // verifying thread. The sentences hold file paths and URL hosts but no key or token material.
+    // verifying thread while a reload is under way, so it must not call back into this verifier. The sentences hold
+    // file paths, URL hosts and paths (no query) and kids, but no key or token material.
     explicit TokenVerifier(AuthSettings settings, std::function<void(const std::string&)> on_jwks_event = {});
     ~TokenVerifier();
     TokenVerifier(const TokenVerifier&) = delete;

@@ -28,8 +28,12 @@ using Clock = std::chrono::system_clock;
 
 // A fixed "now" keeps the time checks exact.
 inline constexpr std::int64_t kNowS = 1'800'000'000;
-inline Clock::time_point at(std::int64_t epoch_s) { return Clock::time_point(std::chrono::seconds(epoch_s)); }
-inline Clock::time_point test_now() { return at(kNowS); }
+inline Clock::time_point at(std::int64_t epoch_s) {
+    return Clock::time_point(std::chrono::seconds(epoch_s));
+}
+inline Clock::time_point test_now() {
+    return at(kNowS);
+}
 
 // 32 bytes: the shortest secret the verifier accepts.
 inline const std::string kSecret = "0123456789abcdef0123456789abcdef";
@@ -126,7 +130,9 @@ inline std::string merge_jwks(std::initializer_list<std::string> documents) {
     return "{\"keys\":[" + members + "]}";
 }
 
-inline std::string b64(const std::string& text) { return detail::base64url_encode(text); }
+inline std::string b64(const std::string& text) {
+    return detail::base64url_encode(text);
+}
 
 // A token with exactly this header and payload text, HMAC-SHA256-signed with `secret`: for shapes mint_token
 // refuses to produce (other algorithms, odd claims, broken JSON).
@@ -169,8 +175,8 @@ inline MintOptions signed_options(const std::string& alg, const TestKey& key, co
 
 inline const std::set<std::string>& allowed_reasons() {
     static const std::set<std::string> reasons = {
-        "token expired",  "bad signature",  "algorithm not allowed", "malformed token", "unknown key id",
-        "wrong issuer",   "wrong audience", "token not yet valid",   "missing exp",     "no user claim"};
+        "token expired", "bad signature",  "algorithm not allowed", "malformed token", "unknown key id",
+        "wrong issuer",  "wrong audience", "token not yet valid",   "missing exp",     "no user claim"};
     return reasons;
 }
 

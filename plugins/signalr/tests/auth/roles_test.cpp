@@ -86,13 +86,13 @@ TEST_P(PermissionTable, MatchesTheKsTable) {
     EXPECT_EQ(authorize(cell.hub, "site-2", user, principal(), roles).status, 403);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllCells, PermissionTable,
-    ::testing::Combine(::testing::Values("site_admin", "site_super_user", "site_user", "site_guest",
-                                         "site_mobile_user", "SITE_ADMIN", "made_up_code", ""),
-                       ::testing::Values(Scope::whole_site, Scope::own_user, Scope::other_user),
-                       ::testing::Values(Hub::entries, Hub::incidents)),
-    cell_name);
+INSTANTIATE_TEST_SUITE_P(AllCells, PermissionTable,
+                         ::testing::Combine(::testing::Values("site_admin", "site_super_user", "site_user",
+                                                              "site_guest", "site_mobile_user", "SITE_ADMIN",
+                                                              "made_up_code", ""),
+                                            ::testing::Values(Scope::whole_site, Scope::own_user, Scope::other_user),
+                                            ::testing::Values(Hub::entries, Hub::incidents)),
+                         cell_name);
 
 TEST(Authorize, ReasonsSaySomethingUseful) {
     MapDirectory roles;
@@ -115,10 +115,10 @@ TEST(Authorize, ScopeIsRequiredBeforeAnyRole) {
         EXPECT_EQ(d.status, 403);
         EXPECT_EQ(d.reason, "missing scope user_api.full_access");
     }
-    EXPECT_EQ(authorize(Hub::entries, kSite, std::nullopt, principal(kCaller, {"openid", "user_api.full_access"}),
-                        roles)
-                  .status,
-              0);
+    EXPECT_EQ(
+        authorize(Hub::entries, kSite, std::nullopt, principal(kCaller, {"openid", "user_api.full_access"}), roles)
+            .status,
+        0);
     // Without the scope even a bad request is a 403: nothing is said to a caller without access.
     EXPECT_EQ(authorize(Hub::entries, "", std::nullopt, principal(kCaller, {}), roles).status, 403);
 }
@@ -274,12 +274,13 @@ TEST_F(FileRoles, ConcurrentLookupsDuringRewrites) {
         });
     }
     for (int i = 0; i < 12; ++i) {
-        write_file(path, i % 2 ? R"({"site-1": {"alice": "site_admin"}})"
-                               : R"({"site-1": {"alice": "site_super_user"}})");
+        write_file(path,
+                   i % 2 ? R"({"site-1": {"alice": "site_admin"}})" : R"({"site-1": {"alice": "site_super_user"}})");
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     stop = true;
-    for (auto& th : readers) th.join();
+    for (auto& th : readers)
+        th.join();
     EXPECT_EQ(wrong.load(), 0);
     EXPECT_TRUE(errors.empty());
 }
@@ -318,9 +319,9 @@ TEST(ClaimRoles, EndToEndFromAVerifiedToken) {
     AuthSettings s;
     s.hs256_secret = kSecret;
     TokenVerifier verifier(s);
-    const std::string token =
-        craft_hs256(R"({"alg":"HS256","typ":"at+jwt"})",
-                    claims(R"("sub":"carol","scope":"openid user_api.full_access","site_roles":{"site-1":"site_user"},)"));
+    const std::string token = craft_hs256(
+        R"({"alg":"HS256","typ":"at+jwt"})",
+        claims(R"("sub":"carol","scope":"openid user_api.full_access","site_roles":{"site-1":"site_user"},)"));
     const VerifyResult r = verifier.verify(token, test_now());
     ASSERT_TRUE(r.ok) << r.reason;
     ClaimRoleDirectory roles;

@@ -16,7 +16,8 @@ namespace {
 
 std::string decoded_part(const std::string& token, int index) {
     std::size_t start = 0;
-    for (int i = 0; i < index; ++i) start = token.find('.', start) + 1;
+    for (int i = 0; i < index; ++i)
+        start = token.find('.', start) + 1;
     const auto end = token.find('.', start);
     auto text = detail::base64url_decode(token.substr(start, end == std::string::npos ? end : end - start));
     EXPECT_TRUE(text.has_value());
@@ -56,7 +57,8 @@ TEST(MintToken, HeaderAndIntegerTimes) {
     EXPECT_EQ(claims->getValue<std::string>("iss"), "https://identity.example");
     EXPECT_EQ(claims->getValue<std::string>("aud"), "user_api");
     // Whole seconds, not Poco's fractional Token::setExpiration.
-    for (const char* name : {"iat", "nbf", "exp"}) EXPECT_TRUE(claims->get(name).isInteger()) << name;
+    for (const char* name : {"iat", "nbf", "exp"})
+        EXPECT_TRUE(claims->get(name).isInteger()) << name;
 }
 
 TEST(MintToken, OptionalPartsAreLeftOut) {
@@ -66,7 +68,8 @@ TEST(MintToken, OptionalPartsAreLeftOut) {
     const std::string token = mint_token(o);
     EXPECT_EQ(decoded_part(token, 0), R"({"alg":"HS256","typ":"at+jwt"})");
     const auto claims = parse(decoded_part(token, 1));
-    for (const char* name : {"sub", "iss", "aud", "scope", "kid"}) EXPECT_FALSE(claims->has(name)) << name;
+    for (const char* name : {"sub", "iss", "aud", "scope", "kid"})
+        EXPECT_FALSE(claims->has(name)) << name;
 }
 
 TEST(MintToken, ScopeAsString) {
@@ -79,9 +82,8 @@ TEST(MintToken, ScopeAsString) {
 TEST(MintToken, DefaultNowIsTheCurrentTime) {
     MintOptions o = hs256_options();
     o.now = {};
-    const auto before = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+    const auto before =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     const auto claims = parse(decoded_part(mint_token(o), 1));
     const auto iat = claims->getValue<Poco::Int64>("iat");
     EXPECT_GE(iat, before);
@@ -182,16 +184,18 @@ TEST(Base64Url, StrictAndCanonical) {
     EXPECT_FALSE(detail::base64url_decode("YW I"));
     for (int n = 1; n < 70; ++n) {
         std::string bytes;
-        for (int i = 0; i < n; ++i) bytes.push_back(static_cast<char>(i * 37 + n));
+        for (int i = 0; i < n; ++i)
+            bytes.push_back(static_cast<char>(i * 37 + n));
         EXPECT_EQ(detail::base64url_decode(detail::base64url_encode(bytes)), bytes) << n;
     }
 }
 
 TEST(JsonSyntaxError, GivesLineAndColumn) {
     EXPECT_FALSE(detail::json_syntax_error(R"({"a": [1, 2.5e3, true, null, "x\u00e9\n"]})"));
-    EXPECT_EQ(detail::json_syntax_error("{\n  \"a\": 1,,\n}"), std::optional<std::string>(
-                                                                   "line 2, column 10: member name (a string) expected"));
-    EXPECT_EQ(detail::json_syntax_error("[1, 2"), std::optional<std::string>("line 1, column 6: unexpected end of input"));
+    EXPECT_EQ(detail::json_syntax_error("{\n  \"a\": 1,,\n}"),
+              std::optional<std::string>("line 2, column 10: member name (a string) expected"));
+    EXPECT_EQ(detail::json_syntax_error("[1, 2"),
+              std::optional<std::string>("line 1, column 6: unexpected end of input"));
     EXPECT_EQ(detail::json_syntax_error("{} x"),
               std::optional<std::string>("line 1, column 4: unexpected text after the JSON value"));
     EXPECT_TRUE(detail::json_syntax_error("01"));

@@ -151,7 +151,8 @@ TEST_F(TokenVerifierTest, UnusableKeysAreSkippedAndReported) {
     auto v = file_verifier(merge_jwks({jwks(keys().rsa_small, "small"), jwks(keys().rsa_a, "a"),
                                        "{\"keys\":[" + enc_key + "," + p384 + "," + off_curve + "]}"}));
     std::string all;
-    for (const auto& e : events) all += e + "\n";
+    for (const auto& e : events)
+        all += e + "\n";
     EXPECT_NE(all.find("small"), std::string::npos) << all;
     EXPECT_NE(all.find("1024 bits"), std::string::npos) << all;
     EXPECT_NE(all.find("\"enc\""), std::string::npos) << all;
@@ -188,8 +189,8 @@ TEST_F(TokenVerifierTest, Rs256AndEs256TokensFromMintTokenVerify) {
 }
 
 TEST_F(TokenVerifierTest, TokenWithoutKidIsTriedAgainstItsFamilyKeys) {
-    auto v = file_verifier(merge_jwks({jwks(keys().ec_a, "ec-a"), jwks(keys().rsa_a, "rsa-a"),
-                                       jwks(keys().rsa_b, "rsa-b"), jwks(keys().ec_b, "")}));
+    auto v = file_verifier(merge_jwks(
+        {jwks(keys().ec_a, "ec-a"), jwks(keys().rsa_a, "rsa-a"), jwks(keys().rsa_b, "rsa-b"), jwks(keys().ec_b, "")}));
     expect_accepted(v, mint_token(signed_options("RS256", keys().rsa_b, "")), test_now());
     expect_accepted(v, mint_token(signed_options("ES256", keys().ec_b, "")), test_now());
     expect_accepted(v, mint_token(signed_options("ES256", keys().ec_a, "")), test_now());
@@ -245,8 +246,7 @@ TEST_F(TokenVerifierTest, SignatureIsCheckedBeforeClaims) {
     o.now = at(kNowS - 10000);  // long expired
     const std::string expired = mint_token(o);
     expect_refused(v, expired, test_now(), "token expired");
-    expect_refused(v, replace_part(expired, 2, part_of(mint_token(hs256_options()), 2)), test_now(),
-                   "bad signature");
+    expect_refused(v, replace_part(expired, 2, part_of(mint_token(hs256_options()), 2)), test_now(), "bad signature");
 }
 
 TEST_F(TokenVerifierTest, NonCanonicalBase64IsMalformed) {
@@ -296,8 +296,7 @@ TEST_F(TokenVerifierTest, AlgorithmsFollowTheConfiguredKeys) {
     TokenVerifier hs_only(secret_settings());
     expect_refused(hs_only, mint_token(signed_options("RS256", keys().rsa_a, "a")), test_now(),
                    "algorithm not allowed");
-    expect_refused(hs_only, mint_token(signed_options("ES256", keys().ec_a, "e")), test_now(),
-                   "algorithm not allowed");
+    expect_refused(hs_only, mint_token(signed_options("ES256", keys().ec_a, "e")), test_now(), "algorithm not allowed");
     const std::string body = claims();
     for (const char* alg : {"HS384", "HS512", "RS384", "RS512", "PS256", "ES384", "ES512", "EdDSA", "hs256", ""}) {
         const std::string header = std::string(R"({"alg":")") + alg + R"("})";
@@ -308,14 +307,11 @@ TEST_F(TokenVerifierTest, AlgorithmsFollowTheConfiguredKeys) {
 TEST_F(TokenVerifierTest, KeyIsOnlyUsedForItsOwnFamily) {
     // No EC key at all: ES256 is not allowed (after one reload attempt finds none).
     auto rsa_only = file_verifier(jwks(keys().rsa_a, "a"));
-    expect_refused(rsa_only, mint_token(signed_options("ES256", keys().ec_a, "")), test_now(),
-                   "algorithm not allowed");
+    expect_refused(rsa_only, mint_token(signed_options("ES256", keys().ec_a, "")), test_now(), "algorithm not allowed");
     // An ES256 token naming an RSA key's kid.
     auto v = file_verifier(merge_jwks({jwks(keys().rsa_a, "rsa-a"), jwks(keys().ec_a, "ec-a")}));
-    expect_refused(v, mint_token(signed_options("ES256", keys().ec_a, "rsa-a")), test_now(),
-                   "algorithm not allowed");
-    expect_refused(v, mint_token(signed_options("RS256", keys().rsa_a, "ec-a")), test_now(),
-                   "algorithm not allowed");
+    expect_refused(v, mint_token(signed_options("ES256", keys().ec_a, "rsa-a")), test_now(), "algorithm not allowed");
+    expect_refused(v, mint_token(signed_options("RS256", keys().rsa_a, "ec-a")), test_now(), "algorithm not allowed");
 }
 
 TEST_F(TokenVerifierTest, TokenFromA1024BitKeyIsRefused) {
@@ -448,8 +444,7 @@ TEST_F(TokenVerifierTest, NbfWithLeewayEdges) {
     expect_accepted(strict, with_nbf(std::to_string(kNowS)), test_now());
     expect_refused(strict, with_nbf(std::to_string(kNowS + 1)), test_now(), "token not yet valid");
     // nbf is optional.
-    expect_accepted(strict, craft_hs256(h, R"({"sub":"user-1","exp":)" + std::to_string(kNowS + 10) + "}"),
-                    test_now());
+    expect_accepted(strict, craft_hs256(h, R"({"sub":"user-1","exp":)" + std::to_string(kNowS + 10) + "}"), test_now());
 }
 
 TEST_F(TokenVerifierTest, IssuerWhenConfigured) {
@@ -463,7 +458,8 @@ TEST_F(TokenVerifierTest, IssuerWhenConfigured) {
     expect_refused(v, mint_token(o), test_now(), "wrong issuer");
     o.iss = "";
     expect_refused(v, mint_token(o), test_now(), "wrong issuer");
-    expect_refused(v, craft_hs256(R"({"alg":"HS256"})", claims(R"("sub":"user-1","iss":["https://identity.example"],)")),
+    expect_refused(v,
+                   craft_hs256(R"({"alg":"HS256"})", claims(R"("sub":"user-1","iss":["https://identity.example"],)")),
                    test_now(), "wrong issuer");
     // Not configured: any issuer.
     TokenVerifier any(secret_settings());
@@ -606,7 +602,8 @@ TEST_F(TokenVerifierTest, ConcurrentVerificationAndReloads) {
             }
         });
     }
-    for (auto& th : threads) th.join();
+    for (auto& th : threads)
+        th.join();
     EXPECT_EQ(failures.load(), 0);
 }
 

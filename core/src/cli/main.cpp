@@ -39,8 +39,11 @@ protected:
                               .argument("TYPE")
                               .callback(Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_describe)));
         auto token_option = [&](const char* name, const char* doc, const char* arg) {
-            options.addOption(Option(name, "", doc).argument(arg).repeatable(std::string(name) == "scope").callback(
-                Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_token_option)));
+            options.addOption(
+                Option(name, "", doc)
+                    .argument(arg)
+                    .repeatable(std::string(name) == "scope")
+                    .callback(Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_token_option)));
         };
         token_option("secret", "with 'token': HS256 secret", "SECRET");
         token_option("key", "with 'token': PEM private key file (RS256 or ES256)", "PEM");
@@ -50,7 +53,8 @@ protected:
         token_option("aud", "with 'token': the audience", "AUD");
         token_option("iss", "with 'token': the issuer", "ISS");
         token_option("kid", "with 'token': the key id written in the header", "KID");
-        token_option("ttl", "with 'token': lifetime in seconds (default 3600; negative for an expired token)", "SECONDS");
+        token_option("ttl", "with 'token': lifetime in seconds (default 3600; negative for an expired token)",
+                     "SECONDS");
         options.addOption(Option("log-level", "", "debug, info (default), warn or error")
                               .argument("LEVEL")
                               .callback(Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_level)));

@@ -17,16 +17,23 @@ int command_token(const std::vector<std::pair<std::string, std::string>>& option
     mint.now = std::chrono::system_clock::now();
     bool alg_given = false;
     for (const auto& [name, value] : options) {
-        if (name == "secret") mint.secret = value;
-        else if (name == "key") mint.key_pem_file = value;
+        if (name == "secret")
+            mint.secret = value;
+        else if (name == "key")
+            mint.key_pem_file = value;
         else if (name == "alg") {
             mint.alg = value;
             alg_given = true;
-        } else if (name == "sub") mint.sub = value;
-        else if (name == "scope") mint.scopes.push_back(value);
-        else if (name == "aud") mint.aud = value;
-        else if (name == "iss") mint.iss = value;
-        else if (name == "kid") mint.kid = value;
+        } else if (name == "sub")
+            mint.sub = value;
+        else if (name == "scope")
+            mint.scopes.push_back(value);
+        else if (name == "aud")
+            mint.aud = value;
+        else if (name == "iss")
+            mint.iss = value;
+        else if (name == "kid")
+            mint.kid = value;
         else if (name == "ttl") {
             auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), mint.ttl_s);
             if (ec != std::errc() || ptr != value.data() + value.size()) {

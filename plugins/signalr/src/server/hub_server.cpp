@@ -12,12 +12,12 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <Poco/MemoryStream.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/SSLManager.h>
 #include <Poco/Net/NameValueCollection.h>
+#include <Poco/Net/SSLManager.h>
 #include <Poco/Net/SocketAddress.h>
-#include <Poco/MemoryStream.h>
 #include <Poco/String.h>
 #include <Poco/URI.h>
 
@@ -40,7 +40,7 @@ namespace {
 using steady = std::chrono::steady_clock;
 using Frame = std::shared_ptr<const std::string>;
 
-constexpr std::size_t max_request_bytes = 16 * 1024;
+constexpr std::size_t max_request_bytes = std::size_t{16} * 1024;
 constexpr std::chrono::milliseconds tick{250};
 constexpr std::chrono::seconds close_linger{2};
 
@@ -87,8 +87,8 @@ std::string http_response(int status, const char* reason, std::string_view body,
 struct Connection {
     enum class State { http, signalr_handshake, connected, closing };
     int fd = -1;
-    SSL* ssl = nullptr;       // set when the server speaks TLS
-    bool tls_ready = false;   // TLS handshake done
+    SSL* ssl = nullptr;      // set when the server speaks TLS
+    bool tls_ready = false;  // TLS handshake done
     State state = State::http;
     std::string peer;
     std::string input;  // unparsed HTTP request bytes
@@ -97,11 +97,11 @@ struct Connection {
     std::size_t output_offset = 0;  // into output.front()
     std::size_t output_bytes = 0;
     bool watching_writes = false;
-    steady::time_point deadline;        // handshake deadline, or when a closing connection is dropped
+    steady::time_point deadline;  // handshake deadline, or when a closing connection is dropped
     steady::time_point last_received;
     steady::time_point last_ping_sent;
-    std::string key;     // subscription key once connected
-    bool dead = false;   // closed; freed after the current batch of epoll events
+    std::string key;    // subscription key once connected
+    bool dead = false;  // closed; freed after the current batch of epoll events
 };
 
 class HubServer::Loop {
@@ -197,7 +197,8 @@ public:
             }
         }
         server_.metrics_.deliveries->add(delivered);
-        for (Connection* c : to_flush) flush(*c);
+        for (Connection* c : to_flush)
+            flush(*c);
     }
 
     void request_stop() {
@@ -252,7 +253,8 @@ private:
             std::lock_guard lock(inbox_mutex_);
             tasks.swap(inbox_);
         }
-        for (auto& t : tasks) t();
+        for (auto& t : tasks)
+            t();
     }
 
     void accept_all() {
@@ -374,7 +376,8 @@ private:
         c.input.append(bytes);
         auto end = c.input.find("\r\n\r\n");
         if (end == std::string::npos) {
-            if (c.input.size() > max_request_bytes) refuse(c, 431, "Request Header Fields Too Large", "request too large\n");
+            if (c.input.size() > max_request_bytes)
+                refuse(c, 431, "Request Header Fields Too Large", "request too large\n");
             return;
         }
         std::string rest = c.input.substr(end + 4);
@@ -389,7 +392,8 @@ private:
         c.input.clear();
         // Poco's parser is lenient about the request line; anything that is not HTTP/1.x is refused here.
         const std::string& method = request.getMethod();
-        if (method.empty() || !std::all_of(method.begin(), method.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; }) ||
+        if (method.empty() ||
+            !std::all_of(method.begin(), method.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; }) ||
             request.getVersion().rfind("HTTP/1.", 0) != 0) {
             refuse(c, 400, "Bad Request", "malformed HTTP request\n");
             return;
@@ -404,8 +408,10 @@ private:
         }
         const std::string& path = uri.getPath();
         std::optional<Hub> hub;
-        if (path == "/v1/hub/entries") hub = Hub::entries;
-        else if (path == "/v1/hub/incidents") hub = Hub::incidents;
+        if (path == "/v1/hub/entries")
+            hub = Hub::entries;
+        else if (path == "/v1/hub/incidents")
+            hub = Hub::incidents;
         if (!hub) {
             refuse(c, 404, "Not Found", "no such hub\n");
             return;
@@ -413,7 +419,8 @@ private:
         std::string site, user, query_token;
         bool has_user = false;
         for (const auto& [name, value] : uri.getQueryParameters()) {
-            if (name == "site_id") site = value;
+            if (name == "site_id")
+                site = value;
             else if (name == "user_id") {
                 user = value;
                 has_user = true;
@@ -447,7 +454,8 @@ private:
         }
         VerifyResult verified = server_.verifier_->verify(token, std::chrono::system_clock::now());
         if (!verified.ok) {
-            refuse(c, 401, "Unauthorized", verified.reason + "\n", "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
+            refuse(c, 401, "Unauthorized", verified.reason + "\n",
+                   "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
             return;
         }
         AccessDecision access = authorize(*hub, site, has_user ? std::optional<std::string>(user) : std::nullopt,
@@ -507,13 +515,18 @@ private:
                 flush(c);
                 return;
             }
-            case WsEvent::Kind::pong: return;
-            case WsEvent::Kind::close: close_ws(c, 1000, ""); return;
+            case WsEvent::Kind::pong:
+                return;
+            case WsEvent::Kind::close:
+                close_ws(c, 1000, "");
+                return;
             case WsEvent::Kind::binary:
                 server_.metrics_.protocol_errors->add();
-                close_with(c, "Connection closed with an error.", true, 1003, "binary frames are not JSON hub protocol");
+                close_with(c, "Connection closed with an error.", true, 1003,
+                           "binary frames are not JSON hub protocol");
                 return;
-            case WsEvent::Kind::text: break;
+            case WsEvent::Kind::text:
+                break;
         }
         std::string_view message = e.payload;
         while (!message.empty() && !c.dead && c.state != Connection::State::closing) {
@@ -565,8 +578,11 @@ private:
                     flush(c);
                 }
                 return;
-            case 7: close_ws(c, 1000, ""); return;
-            default: return;  // pings keep the connection alive; other types are ignored
+            case 7:
+                close_ws(c, 1000, "");
+                return;
+            default:
+                return;  // pings keep the connection alive; other types are ignored
         }
     }
 
@@ -708,7 +724,8 @@ private:
     // Frees connections closed during the current round. Only run() calls it, after the whole batch of epoll
     // events: an event later in the batch may still point at a connection closed earlier in it.
     void reap() {
-        for (Connection* c : graveyard_) connections_.erase(c);
+        for (Connection* c : graveyard_)
+            connections_.erase(c);
         graveyard_.clear();
     }
 
@@ -730,8 +747,8 @@ private:
                     break;
                 case Connection::State::connected:
                     if (now - c.last_received >= s.client_timeout) {
-                        close_with(c, "Server timeout elapsed without receiving a message from the client.", true,
-                                   1000, "");
+                        close_with(c, "Server timeout elapsed without receiving a message from the client.", true, 1000,
+                                   "");
                     } else if (now - c.last_ping_sent >= s.ping_interval) {
                         enqueue(c, ping_frame());
                         c.last_ping_sent = now;
@@ -774,7 +791,9 @@ HubServer::HubServer(HubServerSettings settings, std::shared_ptr<TokenVerifier> 
       log_(log),
       metrics_(metrics) {}
 
-HubServer::~HubServer() { stop(); }
+HubServer::~HubServer() {
+    stop();
+}
 
 void HubServer::start() {
     if (!settings_.tls_cert.empty()) {
@@ -782,11 +801,11 @@ void HubServer::start() {
         // their non-blocking sockets (Poco 1.11's SecureStreamSocket cannot be used non-blocking on a server).
         try {
             Poco::Net::initializeSSL();
-            tls_ = new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, settings_.tls_key, settings_.tls_cert,
-                                          "", Poco::Net::Context::VERIFY_NONE);
+            tls_ = new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, settings_.tls_key, settings_.tls_cert, "",
+                                          Poco::Net::Context::VERIFY_NONE);
             tls_->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
-            SSL_CTX_set_mode(tls_->sslContext(), SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+            SSL_CTX_set_mode(tls_->sslContext(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                                     SSL_MODE_RELEASE_BUFFERS);
         } catch (const Poco::Exception& e) {
             throw std::runtime_error("tls: cannot load the certificate '" + settings_.tls_cert + "' and key '" +
                                      settings_.tls_key + "': " + e.displayText());
@@ -813,9 +832,11 @@ void HubServer::start() {
     getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
     bound_address_ = Poco::Net::SocketAddress(reinterpret_cast<sockaddr*>(&bound), len).toString();
 
-    for (int i = 0; i < std::max(1, settings_.io_threads); ++i) loops_.push_back(std::make_unique<Loop>(*this, i));
+    for (int i = 0; i < std::max(1, settings_.io_threads); ++i)
+        loops_.push_back(std::make_unique<Loop>(*this, i));
     loops_[0]->watch_listener(listen_fd_);
-    for (auto& l : loops_) l->start();
+    for (auto& l : loops_)
+        l->start();
     started_ = true;
 }
 
@@ -826,9 +847,12 @@ void HubServer::broadcast(const EventBatch& batch) {
     std::string record;
     for (const Event& e : batch) {
         Hub hub;
-        if (e.meta.kind == "entry") hub = Hub::entries;
-        else if (e.meta.kind == "incident") hub = Hub::incidents;
-        else continue;
+        if (e.meta.kind == "entry")
+            hub = Hub::entries;
+        else if (e.meta.kind == "incident")
+            hub = Hub::incidents;
+        else
+            continue;
         if (e.meta.site_id.empty()) continue;
         record.clear();
         append_invocation(record, settings_.method, e.payload);
@@ -847,8 +871,10 @@ void HubServer::broadcast(const EventBatch& batch) {
 void HubServer::stop() {
     if (!started_) return;
     started_ = false;
-    for (auto& l : loops_) l->request_stop();
-    for (auto& l : loops_) l->join();
+    for (auto& l : loops_)
+        l->request_stop();
+    for (auto& l : loops_)
+        l->join();
     loops_.clear();
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
@@ -856,7 +882,8 @@ void HubServer::stop() {
 
 std::size_t HubServer::connection_count() const {
     std::size_t n = 0;
-    for (const auto& l : loops_) n += l->connection_count();
+    for (const auto& l : loops_)
+        n += l->connection_count();
     return n;
 }
 

@@ -30,8 +30,8 @@ struct HubServerSettings {
     std::chrono::milliseconds handshake_timeout{15'000};
     std::chrono::milliseconds ping_interval{15'000};
     std::chrono::milliseconds client_timeout{30'000};
-    std::size_t max_message_bytes = 32 * 1024;
-    std::size_t max_buffered_bytes = 4 * 1024 * 1024;
+    std::size_t max_message_bytes = std::size_t{32} * 1024;
+    std::size_t max_buffered_bytes = std::size_t{4} * 1024 * 1024;
     int io_threads = 1;
     std::string method = "ReceiveMessage";
     std::string tls_cert;  // PEM certificate chain; empty = plain ws://
@@ -50,8 +50,8 @@ struct HubServerMetrics {
 
 class HubServer {
 public:
-    HubServer(HubServerSettings settings, std::shared_ptr<TokenVerifier> verifier,
-              std::shared_ptr<RoleDirectory> roles, Logger& log, HubServerMetrics metrics);
+    HubServer(HubServerSettings settings, std::shared_ptr<TokenVerifier> verifier, std::shared_ptr<RoleDirectory> roles,
+              Logger& log, HubServerMetrics metrics);
     ~HubServer();
     HubServer(const HubServer&) = delete;
     HubServer& operator=(const HubServer&) = delete;

@@ -4,7 +4,7 @@
 
 #include <map>
 
-#include "config/json_parser.h"
+#include "hubflow/json_parse.h"
 
 using namespace hubflow;
 using namespace hubflow::core;

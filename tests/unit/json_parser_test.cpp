@@ -1,10 +1,10 @@
-#include "config/json_parser.h"
+#include "hubflow/json_parse.h"
 
 #include <gtest/gtest.h>
 
 using hubflow::Value;
-using hubflow::core::JsonSyntaxError;
-using hubflow::core::parse_json;
+using hubflow::JsonSyntaxError;
+using hubflow::parse_json;
 
 namespace {
 

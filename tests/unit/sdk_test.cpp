@@ -1,11 +1,11 @@
 #include <gtest/gtest.h>
 
-#include "config/json_parser.h"
+#include "hubflow/json_parse.h"
 #include "hubflow/config.h"
 #include "hubflow/json.h"
 
 using namespace hubflow;
-using hubflow::core::parse_json;
+using hubflow::parse_json;
 
 namespace {
 

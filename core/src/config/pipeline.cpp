@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "config/json_parser.h"
+#include "hubflow/json_parse.h"
 #include "hubflow/config.h"
 
 namespace hubflow::core {

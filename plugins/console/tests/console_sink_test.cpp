@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "hubflow/testing/fake_context.h"
-#include "test_config.h"
+#include "hubflow/testing/node_config.h"
 
 namespace hubflow::console {
 namespace {

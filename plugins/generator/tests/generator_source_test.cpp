@@ -9,7 +9,7 @@
 
 #include "hubflow/json.h"
 #include "hubflow/testing/fake_context.h"
-#include "test_config.h"
+#include "hubflow/testing/node_config.h"
 
 namespace hubflow::generator {
 namespace {

@@ -3,7 +3,7 @@
 //
 //   hubflow::testing::FakeContext context("my_node");
 //   MySink sink;
-//   hubflow::Value config = ...;               // an object Value with every key the component reads
+//   hubflow::Value config = hubflow::testing::node_config(MySink::describe(), R"({"path": "x"})");
 //   sink.configure(hubflow::ConfigView(config), context);
 //   ... context.emitted, context.logs, context.clock.advance(...) ...
 

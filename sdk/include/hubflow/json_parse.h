@@ -1,7 +1,8 @@
 #pragma once
 // JSON text -> hubflow::Value, recording the line and column of every value so that configuration errors
 // can point at the offending key. (Poco's JSON parser reports positions only for syntax errors, and the
-// pipeline file needs them for every error, so configuration gets this small parser of its own.)
+// pipeline file needs them for every error, so configuration gets this small parser of its own.) Plugins use
+// it for their own configuration files and, through hubflow/testing/node_config.h, in tests.
 
 #include <stdexcept>
 #include <string>
@@ -9,7 +10,7 @@
 
 #include "hubflow/value.h"
 
-namespace hubflow::core {
+namespace hubflow {
 
 class JsonSyntaxError : public std::runtime_error {
 public:
@@ -25,4 +26,4 @@ private:
 // file would otherwise silently lose one of them.
 Value parse_json(std::string_view text);
 
-}  // namespace hubflow::core
+}  // namespace hubflow

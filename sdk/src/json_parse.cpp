@@ -1,10 +1,10 @@
-#include "config/json_parser.h"
+#include "hubflow/json_parse.h"
 
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
 
-namespace hubflow::core {
+namespace hubflow {
 namespace {
 
 constexpr int max_depth = 256;
@@ -290,4 +290,4 @@ Value parse_json(std::string_view text) {
     return Parser(text).document();
 }
 
-}  // namespace hubflow::core
+}  // namespace hubflow

@@ -15,12 +15,13 @@
 "use strict";
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn, spawnSync } = require("node:child_process");
+const { spawn } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const http = require("node:http");
 const signalR = require("@microsoft/signalr");
+const { waitFor, mintToken } = require("./support");
 
 const HUBFLOW = process.env.HUBFLOW_BIN;
 const SKIP = process.env.HUBFLOW_SKIP_BROWSER === "1" ? "HUBFLOW_SKIP_BROWSER=1" : false;
@@ -52,19 +53,7 @@ function findChromium() {
 }
 
 function token(sub, { secret = SECRET } = {}) {
-  const r = spawnSync(HUBFLOW, ["token", "--secret", secret, "--sub", sub, "--scope", "user_api.full_access"],
-    { encoding: "utf8" });
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout.trim();
-}
-
-async function waitFor(predicate, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await predicate()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  return mintToken(HUBFLOW, secret, sub);
 }
 
 function withDeadline(promise, ms, what) {

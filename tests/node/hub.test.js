@@ -5,12 +5,13 @@
 "use strict";
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn, spawnSync } = require("node:child_process");
+const { spawn } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const http = require("node:http");
 const signalR = require("@microsoft/signalr");
+const { waitFor, mintToken } = require("./support");
 
 const HUBFLOW = process.env.HUBFLOW_BIN;
 const SECRET = "hubflow-test-secret-0123456789abcdef";
@@ -21,26 +22,13 @@ const SITE_QUIET = "site-quiet"; // no events are generated for it
 let dir, hub, baseUrl, rolesFile;
 
 function token(sub, { scope = ["user_api.full_access"], ttl = 3600, secret = SECRET } = {}) {
-  const args = ["token", "--secret", secret, "--sub", sub, `--ttl=${ttl}`];
-  for (const s of scope) args.push("--scope", s);
-  const r = spawnSync(HUBFLOW, args, { encoding: "utf8" });
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout.trim();
+  return mintToken(HUBFLOW, secret, sub, { scope, ttl });
 }
 
 function writeRoles(table) {
   const tmp = rolesFile + ".tmp";
   fs.writeFileSync(tmp, JSON.stringify(table));
   fs.renameSync(tmp, rolesFile);
-}
-
-async function waitFor(predicate, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await predicate()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 function connect(hubPath, accessToken, options = {}) {

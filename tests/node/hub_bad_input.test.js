@@ -3,33 +3,20 @@
 "use strict";
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn, spawnSync } = require("node:child_process");
+const { spawn } = require("node:child_process");
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
 const signalR = require("@microsoft/signalr");
+const { waitFor, mintToken } = require("./support");
 
 const HUBFLOW = process.env.HUBFLOW_BIN;
 const SECRET = "hubflow-test-secret-0123456789abcdef";
 const SITE = "site-a";
 let dir, hub, host, port, token, watcher;
 
-function mintToken(sub) {
-  const r = spawnSync(HUBFLOW, ["token", "--secret", SECRET, "--sub", sub], { encoding: "utf8" });
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout.trim();
-}
-
-async function waitFor(predicate, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await predicate()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 // A masked client frame (RFC 6455 5.2).
 function frame(opcode, payload, { fin = true, mask = true } = {}) {
@@ -121,7 +108,7 @@ before(async () => {
   await waitFor(() => /on ws:\/\/([0-9.]+):(\d+)/.test(log), 10000, "the hub to listen");
   [, host, port] = /on ws:\/\/([0-9.]+):(\d+)/.exec(log);
   port = Number(port);
-  token = mintToken("admin");
+  token = mintToken(HUBFLOW, SECRET, "admin");
   const connection = new signalR.HubConnectionBuilder()
     .withUrl(`http://${host}:${port}/v1/hub/entries?site_id=${SITE}`,
       { accessTokenFactory: () => token, skipNegotiation: true, transport: signalR.HttpTransportType.WebSockets })

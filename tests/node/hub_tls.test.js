@@ -7,19 +7,11 @@ const fs = require("node:fs");
 const https = require("node:https");
 const os = require("node:os");
 const path = require("node:path");
+const { waitFor, mintToken } = require("./support");
 
 const HUBFLOW = process.env.HUBFLOW_BIN;
 const SECRET = "hubflow-test-secret-0123456789abcdef";
 let dir, hub, address, cert;
-
-async function waitFor(predicate, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await predicate()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "hubflow-tls-"));
@@ -53,7 +45,7 @@ test("the official client receives events over wss://", async () => {
   // The client has no option for a private CA; trust is the process's, so accept this test's certificate.
   process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
   const signalR = require("@microsoft/signalr");
-  const token = spawnSync(HUBFLOW, ["token", "--secret", SECRET, "--sub", "admin"], { encoding: "utf8" }).stdout.trim();
+  const token = mintToken(HUBFLOW, SECRET, "admin");
   const connection = new signalR.HubConnectionBuilder()
     .withUrl(`https://${address}/v1/hub/entries?site_id=site-a`,
       { accessTokenFactory: () => token, skipNegotiation: true, transport: signalR.HttpTransportType.WebSockets })

@@ -177,7 +177,6 @@ public:
     // On this loop's thread: queue each frame on the connections subscribed to its key(s).
     void deliver(const std::vector<std::pair<std::string, Frame>>& items) {
         std::uint64_t delivered = 0;
-        std::vector<Connection*> to_flush;
         for (const auto& [key, frame] : items) {
             auto it = subscribers_.find(key);
             if (it == subscribers_.end()) continue;
@@ -191,14 +190,14 @@ public:
                                true, 1008, "outbound buffer full");
                     continue;
                 }
-                if (c->output.empty()) to_flush.push_back(c);
+                if (c->output.empty()) to_flush_.push_back(c);
                 enqueue(*c, frame);
                 ++delivered;
             }
         }
         server_.metrics_.deliveries->add(delivered);
-        for (Connection* c : to_flush)
-            flush(*c);
+        // Flushed by drain_inbox() once every queued broadcast is in: when the loop falls behind, several
+        // batches leave in one sendmsg per connection instead of one each.
     }
 
     void request_stop() {
@@ -255,6 +254,9 @@ private:
         }
         for (auto& t : tasks)
             t();
+        for (Connection* c : to_flush_)
+            flush(*c);  // closed connections are skipped: they are only freed by reap(), after this
+        to_flush_.clear();
     }
 
     void accept_all() {
@@ -780,6 +782,7 @@ private:
     std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
     std::unordered_map<std::string, std::vector<Connection*>> subscribers_;
     std::vector<Connection*> graveyard_;
+    std::vector<Connection*> to_flush_;  // got broadcast frames in this round of the inbox
     std::atomic<std::size_t> connection_count_{0};
 };
 
@@ -862,9 +865,23 @@ void HubServer::broadcast(const EventBatch& batch) {
     }
     if (items.empty()) return;
     auto shared = std::make_shared<const std::vector<std::pair<std::string, Frame>>>(std::move(items));
+    // Backpressure: a loop that falls this far behind holds the sink (and so the pipeline) back, instead of
+    // its inbox growing without bound. Slow clients do not count here; their own buffers are capped.
+    {
+        std::unique_lock lock(broadcast_mutex_);
+        broadcast_room_.wait(lock, [&] { return broadcasts_in_flight_ < max_broadcasts_in_flight * loops_.size(); });
+        broadcasts_in_flight_ += loops_.size();
+    }
     for (auto& loop : loops_) {
         Loop* l = loop.get();
-        l->post([l, shared] { l->deliver(*shared); });
+        l->post([this, l, shared] {
+            l->deliver(*shared);
+            {
+                std::lock_guard lock(broadcast_mutex_);
+                --broadcasts_in_flight_;
+            }
+            broadcast_room_.notify_one();
+        });
     }
 }
 

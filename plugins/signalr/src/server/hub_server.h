@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -81,6 +83,11 @@ private:
     Logger& log_;
     HubServerMetrics metrics_;
     std::vector<std::unique_ptr<Loop>> loops_;
+    // Broadcast batches posted to the loops and not yet delivered, across all loops.
+    static constexpr std::size_t max_broadcasts_in_flight = 16;  // per loop
+    std::mutex broadcast_mutex_;
+    std::condition_variable broadcast_room_;
+    std::size_t broadcasts_in_flight_ = 0;
     Poco::Net::Context::Ptr tls_;
     int listen_fd_ = -1;
     std::string bound_address_;

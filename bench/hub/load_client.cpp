@@ -569,6 +569,7 @@ private:
         Conn& c = conns_[i];
         if (c.state == State::open) {
             if (stats_.first_close_reason.empty()) stats_.first_close_reason = why;
+            if (first_loss_reason_.empty()) first_loss_reason_ = why;
             if (!warned_loss_) {
                 std::fprintf(stderr, "hub_load_client: connection %zu lost: %s\n", i, why.c_str());
                 warned_loss_ = true;
@@ -882,6 +883,7 @@ private:
         j += ",\"closed_by_server\":" + std::to_string(stats_.closed_by_server);
         j += ",\"lost_connections\":" + std::to_string(stats_.errors_after_open);
         j += ",\"first_close_reason\":" + json_string(stats_.first_close_reason);
+        j += ",\"first_loss_reason_any_phase\":" + json_string(first_loss_reason_);
         j += ",\"spread\":{\"events_seen\":" + std::to_string(stats_.events_seen) +
              ",\"events_complete\":" + std::to_string(stats_.events_complete) +
              ",\"events_incomplete\":" + std::to_string(stats_.events_incomplete) +
@@ -936,6 +938,7 @@ private:
     std::int64_t next_ping_scan_ = 0;
     bool measuring_ = false, warned_loss_ = false, rss_limit_hit_ = false;
     double machine_busy_window_s_ = 0;
+    std::string first_loss_reason_;  // of an open connection, whenever it happened (the window's is in stats_)
     Stats stats_;
     std::unordered_map<EventKey, Spread, EventKeyHash> spreads_;
     std::vector<std::int64_t> spread_samples_;

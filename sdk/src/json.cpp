@@ -1,5 +1,7 @@
 #include "hubflow/json.h"
 
+#include "unicode.h"
+
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -55,45 +57,17 @@ struct Scanner {
     const char* p;
     const char* end;
 
+    bool hex4(unsigned& v) {
+        auto value = detail::parse_hex4(std::string_view(p, static_cast<std::size_t>(end - p)));
+        if (!value) return false;
+        v = *value;
+        p += 4;
+        return true;
+    }
+
     void ws() {
         while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
             ++p;
-    }
-
-    static void put_utf8(std::string& out, unsigned cp) {
-        if (cp < 0x80) {
-            out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out += static_cast<char>(0xE0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else {
-            out += static_cast<char>(0xF0 | (cp >> 18));
-            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        }
-    }
-
-    bool hex4(unsigned& v) {
-        if (end - p < 4) return false;
-        v = 0;
-        for (int i = 0; i < 4; ++i, ++p) {
-            char c = *p;
-            v <<= 4;
-            if (c >= '0' && c <= '9')
-                v |= static_cast<unsigned>(c - '0');
-            else if (c >= 'a' && c <= 'f')
-                v |= static_cast<unsigned>(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F')
-                v |= static_cast<unsigned>(c - 'A' + 10);
-            else
-                return false;
-        }
-        return true;
     }
 
     // At the opening quote. Unescaped text goes to `out` when it is not null.
@@ -152,7 +126,7 @@ struct Scanner {
                         if (!hex4(low)) return false;
                         cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
                     }
-                    put_utf8(*out, cp);
+                    detail::append_utf8(*out, cp);
                     break;
                 }
                 default:

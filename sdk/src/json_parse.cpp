@@ -1,5 +1,7 @@
 #include "hubflow/json_parse.h"
 
+#include "unicode.h"
+
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -141,38 +143,10 @@ private:
 
     unsigned hex4() {
         if (pos_ + 4 > text_.size()) fail("truncated \\u escape");
-        unsigned v = 0;
-        for (int i = 0; i < 4; ++i) {
-            char c = text_[pos_++];
-            v <<= 4;
-            if (c >= '0' && c <= '9')
-                v |= static_cast<unsigned>(c - '0');
-            else if (c >= 'a' && c <= 'f')
-                v |= static_cast<unsigned>(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F')
-                v |= static_cast<unsigned>(c - 'A' + 10);
-            else
-                fail("invalid \\u escape");
-        }
-        return v;
-    }
-
-    static void put_utf8(std::string& out, unsigned cp) {
-        if (cp < 0x80) {
-            out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out += static_cast<char>(0xE0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else {
-            out += static_cast<char>(0xF0 | (cp >> 18));
-            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        }
+        auto value = detail::parse_hex4(text_.substr(pos_, 4));
+        if (!value) fail("invalid \\u escape");
+        pos_ += 4;
+        return *value;
     }
 
     std::string string() {
@@ -232,7 +206,7 @@ private:
                     } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                         fail("unpaired surrogate in \\u escape");
                     }
-                    put_utf8(out, cp);
+                    detail::append_utf8(out, cp);
                     break;
                 }
                 default:

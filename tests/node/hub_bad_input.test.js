@@ -16,6 +16,7 @@ const HUBFLOW = process.env.HUBFLOW_BIN;
 const SECRET = "hubflow-test-secret-0123456789abcdef";
 const SITE = "site-a";
 let dir, hub, host, port, token, watcher;
+let hubLog = "";
 
 
 // A masked client frame (RFC 6455 5.2).
@@ -98,19 +99,20 @@ before(async () => {
     data_dir: path.join(dir, "state"),
     sources: { ks: { type: "generator", rate: 2000, sites: [SITE], seed: 3, incident_ratio: 0 } },
     sinks: { hub: { type: "signalr_hub", inputs: ["ks"], listen: "127.0.0.1:0", auth: { hs256_secret: SECRET },
-                    roles: { file: path.join(dir, "roles.json") }, handshake_timeout_s: 1, max_message_bytes: 4096 } },
+                    roles: { file: path.join(dir, "roles.json") }, handshake_timeout_s: 1, max_message_bytes: 4096,
+                    client_timeout_s: 2 } },
   };
   fs.writeFileSync(path.join(dir, "p.json"), JSON.stringify(pipeline));
   hub = spawn(HUBFLOW, ["run", path.join(dir, "p.json")], { stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  hub.stderr.on("data", (d) => (log += d));
-  await waitFor(() => /on ws:\/\/([0-9.]+):(\d+)/.test(log), 10000, "the hub to listen");
-  [, host, port] = /on ws:\/\/([0-9.]+):(\d+)/.exec(log);
+  hub.stderr.on("data", (d) => (hubLog += d));
+  await waitFor(() => /on ws:\/\/([0-9.]+):(\d+)/.test(hubLog), 10000, "the hub to listen");
+  [, host, port] = /on ws:\/\/([0-9.]+):(\d+)/.exec(hubLog);
   port = Number(port);
   token = mintToken(HUBFLOW, SECRET, "admin");
   const connection = new signalR.HubConnectionBuilder()
     .withUrl(`http://${host}:${port}/v1/hub/entries?site_id=${SITE}`,
       { accessTokenFactory: () => token, skipNegotiation: true, transport: signalR.HttpTransportType.WebSockets })
+    .withKeepAliveInterval(300) // well inside the hub's 2 s client timeout
     .configureLogging(signalR.LogLevel.None).build();
   watcher = { connection, messages: [] };
   connection.on("ReceiveMessage", (m) => watcher.messages.push(m));
@@ -138,6 +140,20 @@ test("no SignalR handshake: cancelled after the handshake timeout", async () => 
   await waitFor(() => s.closed, 5000, "the handshake timeout");
   const frames = serverFrames(s.received);
   assert.ok(frames.some((f) => f.text === '{"error":"Handshake was canceled."}\x1e'), JSON.stringify(frames));
+  await stillFlowing();
+});
+
+test("a client that sends nothing after the handshake is closed after the client timeout", async () => {
+  const s = await rawSocket();
+  s.socket.write(handshake);
+  const started = Date.now();
+  await waitFor(() => s.closed, 8000, "the client timeout");
+  const frames = serverFrames(s.received);
+  const close = frames.find((f) => f.text.startsWith('{"type":7'));
+  assert.ok(close, JSON.stringify(frames));
+  assert.deepEqual(JSON.parse(close.text.slice(0, -1)),
+    { type: 7, error: "Server timeout elapsed without receiving a message from the client.", allowReconnect: true });
+  assert.ok(Date.now() - started >= 1500, "not closed before the 2 s timeout");
   await stillFlowing();
 });
 
@@ -223,9 +239,14 @@ test("a client that stops reading is closed with a reason once its buffer is ful
   const s = await rawSocket();
   s.socket.write(handshake);
   s.socket.pause(); // stop reading: the kernel buffers fill, then the server's 4 MiB queue (the default)
-  const before = watcher.messages.length;
-  // 30,000 events of ~750 bytes are more than the queue and any loopback socket buffers can hold.
-  await waitFor(() => watcher.messages.length > before + 30000, 60000, "enough events to overflow the slow client");
+  // It still pings, so the hub's 2 s client timeout is not what closes it.
+  const pinger = setInterval(() => s.socket.write(frame(1, '{"type":6}\x1e')), 300);
+  try {
+    // At 2,000 events/s of ~750 bytes the kernel's buffers and then the hub's queue fill within seconds.
+    await waitFor(() => /did not read fast enough/.test(hubLog), 60000, "the hub to give up on the slow client");
+  } finally {
+    clearInterval(pinger);
+  }
   s.socket.resume();
   await waitFor(() => s.closed, 10000, "the slow client to be closed");
   const text = s.received.toString("latin1");

@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -43,6 +44,8 @@ using Frame = std::shared_ptr<const std::string>;
 constexpr std::size_t max_request_bytes = std::size_t{16} * 1024;
 constexpr std::chrono::milliseconds tick{250};
 constexpr std::chrono::seconds close_linger{2};
+constexpr std::chrono::seconds broadcast_hold{1};
+constexpr std::chrono::seconds slow_client_linger{10};
 
 // Subscriptions are keyed "e|site|" (whole site) or "e|site|user"; 'e' or 'i' for the hub.
 std::string subscription_key(Hub hub, std::string_view site, std::string_view user) {
@@ -83,8 +86,26 @@ std::string http_response(int status, const char* reason, std::string_view body,
 
 }  // namespace
 
-// One client connection, owned by one loop.
+// A frame queued on a connection; `event` marks the broadcast frames, which are counted as deliveries once
+// written.
+struct Queued {
+    Frame frame;
+    bool event = false;
+};
+
+// One client connection, owned by one loop at a time: the front loop until the SignalR handshake is done, then
+// a delivery loop.
 struct Connection {
+    Connection() = default;
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    // A connection still open when it is destroyed (server stopped, or handed to a loop that had stopped).
+    ~Connection() {
+        if (dead) return;
+        if (ssl) SSL_free(ssl);
+        ::close(fd);
+    }
+
     enum class State { http, signalr_handshake, connected, closing };
     int fd = -1;
     SSL* ssl = nullptr;      // set when the server speaks TLS
@@ -93,10 +114,14 @@ struct Connection {
     std::string peer;
     std::string input;  // unparsed HTTP request bytes
     std::optional<FrameDecoder> decoder;
-    std::deque<Frame> output;
+    std::deque<Queued> output;
     std::size_t output_offset = 0;  // into output.front()
     std::size_t output_bytes = 0;
     bool watching_writes = false;
+    // In its loop's backlog_ list since backed_up_since: it had output left after a write.
+    bool backed_up = false;
+    steady::time_point backed_up_since;
+    std::list<Connection*>::iterator backlog_entry;
     steady::time_point deadline;  // handshake deadline, or when a closing connection is dropped
     steady::time_point last_received;
     steady::time_point last_ping_sent;
@@ -106,6 +131,8 @@ struct Connection {
 
 class HubServer::Loop {
 public:
+    // index -1 is the front loop: it accepts, upgrades, authenticates and runs the SignalR handshake, so that
+    // neither a flood of new connections nor a slow key fetch delays deliveries. Loops 0.. deliver.
     Loop(HubServer& server, int index) : server_(server), index_(index) {
         epoll_ = epoll_create1(EPOLL_CLOEXEC);
         wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -117,11 +144,11 @@ public:
     }
 
     ~Loop() {
-        for (auto& [key, c] : connections_) {
-            if (c->dead) continue;
-            if (c->ssl) SSL_free(c->ssl);
-            ::close(c->fd);
+        {
+            std::lock_guard lock(inbox_mutex_);
+            inbox_.clear();  // connections handed over after this loop stopped close with their tasks
         }
+        connections_.clear();
         ::close(wake_);
         ::close(epoll_);
     }
@@ -136,6 +163,9 @@ public:
 
     void start() {
         thread_ = std::thread([this] { run(); });
+        // Named so that top and perf show which loop is busy (15 characters at most).
+        std::string name = index_ < 0 ? "hub-front" : "hub-io-" + std::to_string(index_);
+        pthread_setname_np(thread_.native_handle(), name.c_str());
     }
 
     void join() {
@@ -174,28 +204,61 @@ public:
         connection_count_.fetch_add(1, std::memory_order_relaxed);
     }
 
+    // A connection whose SignalR handshake the front loop completed; from now on this loop owns it.
+    void adopt_connected(std::unique_ptr<Connection> owned) {
+        Connection& c = *owned;
+        connections_.emplace(&c, std::move(owned));
+        connection_count_.fetch_add(1, std::memory_order_relaxed);
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP | (c.output.empty() ? 0u : EPOLLOUT);
+        ev.data.ptr = &c;
+        epoll_ctl(epoll_, EPOLL_CTL_ADD, c.fd, &ev);
+        c.watching_writes = !c.output.empty();
+        if (stopping_) {
+            close_with(c, "", true, 1001, "server shutting down");
+            return;
+        }
+        subscribers_[c.key].push_back(&c);
+    }
+
     // On this loop's thread: queue each frame on the connections subscribed to its key(s).
-    void deliver(const std::vector<std::pair<std::string, Frame>>& items) {
-        std::uint64_t delivered = 0;
+    // On this loop's thread: queue each frame on the connections subscribed to its key(s). The broadcast
+    // stays unacknowledged (holding its bytes of the sink's window) until settle_broadcasts() lets it go.
+    void deliver(const Broadcast& items, std::size_t bytes) {
+        const std::size_t cap = server_.settings_.max_buffered_bytes;
         for (const auto& [key, frame] : items) {
             auto it = subscribers_.find(key);
             if (it == subscribers_.end()) continue;
-            for (Connection* c : it->second) {
-                if (c->dead || c->state != Connection::State::connected) continue;
-                if (c->output_bytes + frame->size() > server_.settings_.max_buffered_bytes) {
-                    server_.metrics_.slow_clients_closed->add();
-                    close_with(*c,
-                               "The client did not read fast enough: its outbound buffer passed " +
-                                   std::to_string(server_.settings_.max_buffered_bytes) + " bytes.",
-                               true, 1008, "outbound buffer full");
-                    continue;
+            // A connection closed below leaves the vector (unsubscribe), so walk it by index, backwards.
+            auto& subscribers = it->second;
+            for (std::size_t i = subscribers.size(); i-- > 0;) {
+                Connection* c = subscribers[i];
+                if (c->output_bytes + frame->size() > cap) {
+                    flush(*c);  // what the socket still takes does not count against the cap
+                    if (!c->dead && c->output_bytes + frame->size() > cap) {
+                        server_.metrics_.slow_clients_closed->add();
+                        close_with(*c,
+                                   "The client did not read fast enough: its outbound buffer passed " +
+                                       std::to_string(cap) + " bytes.",
+                                   true, 1008, "outbound buffer full");
+                        server_.log_.warn("closed ", c->peer, " (", c->key, "): it did not read fast enough, ", cap,
+                                          " bytes were waiting for it");
+                        // Its socket is full, so the Close leaves only once the client reads again: give it
+                        // at least as long as a client may stay silent, not the short linger of other closes.
+                        c->deadline = steady::now() +
+                                      std::max<steady::duration>(server_.settings_.client_timeout, slow_client_linger);
+                    }
+                    if (c->dead || c->state != Connection::State::connected) {
+                        if (subscribers_.find(key) == subscribers_.end()) break;  // `subscribers` is gone
+                        continue;
+                    }
                 }
                 if (c->output.empty()) to_flush_.push_back(c);
-                enqueue(*c, frame);
-                ++delivered;
+                c->output_bytes += frame->size();
+                c->output.push_back({frame, true});
             }
         }
-        server_.metrics_.deliveries->add(delivered);
+        unacked_bytes_ += bytes;
         // Flushed by drain_inbox() once every queued broadcast is in: when the loop falls behind, several
         // batches leave in one sendmsg per connection instead of one each.
     }
@@ -234,7 +297,9 @@ private:
                     handle(*static_cast<Connection*>(tag), events[i].events);
                 }
             }
+            hand_over();
             reap();
+            settle_broadcasts();
             if (steady::now() >= next_tick) {
                 on_tick();
                 next_tick = steady::now() + tick;
@@ -283,14 +348,37 @@ private:
                 peer = "?";
             }
             server_.metrics_.accepted->add();
+            adopt(fd, std::move(peer));
+        }
+    }
+
+    // Front loop: moves the connections that finished their SignalR handshake in this round to the delivery
+    // loops, round robin. Whatever is still queued on them (the handshake answer) moves with them.
+    void hand_over() {
+        for (Connection* c : handshaken_) {
+            if (c->dead || c->state != Connection::State::connected) continue;
+            epoll_ctl(epoll_, EPOLL_CTL_DEL, c->fd, nullptr);
+            c->watching_writes = false;
+            auto node = connections_.extract(c);
+            connection_count_.fetch_sub(1, std::memory_order_relaxed);
             auto& loops = server_.loops_;
             Loop& target = *loops[next_loop_++ % loops.size()];
-            if (&target == this) {
-                adopt(fd, std::move(peer));
-            } else {
-                target.post([&target, fd, peer = std::move(peer)]() mutable { target.adopt(fd, std::move(peer)); });
-            }
+            // std::function must be copyable; the shared holder closes the connection if the task never runs.
+            auto moved = std::make_shared<std::unique_ptr<Connection>>(std::move(node.mapped()));
+            target.post([&target, moved] { target.adopt_connected(std::move(*moved)); });
         }
+        handshaken_.clear();
+    }
+
+    // Delivery loops: acknowledge the broadcasts queued so far, which lets the sink post more. Held back while
+    // a connection has had a backlog for less than broadcast_hold: clients (or the machine) that are only
+    // momentarily behind make the pipeline wait rather than fall further behind. A connection behind for
+    // longer is slow; it no longer sets the pace, and its queue grows until max_buffered_bytes closes it.
+    void settle_broadcasts() {
+        if (unacked_bytes_ == 0) return;
+        if (!backlog_.empty() && steady::now() - backlog_.back()->backed_up_since < broadcast_hold) return;
+        server_.release_broadcast_bytes(unacked_bytes_);
+        unacked_bytes_ = 0;
     }
 
     void handle(Connection& c, std::uint32_t events) {
@@ -559,8 +647,8 @@ private:
             c.state = Connection::State::connected;
             c.last_received = steady::now();
             c.last_ping_sent = steady::now();
-            subscribers_[c.key].push_back(&c);
             flush(c);
+            handshaken_.push_back(&c);
             return;
         }
         HubMessage message;
@@ -592,7 +680,7 @@ private:
 
     void enqueue(Connection& c, Frame frame) {
         c.output_bytes += frame->size();
-        c.output.push_back(std::move(frame));
+        c.output.push_back({std::move(frame), false});
     }
 
     // Writes as much queued output as the socket takes; watches for writability only while some is left.
@@ -604,15 +692,33 @@ private:
             return;
         }
         watch_writes(c, !c.output.empty());
+        note_backlog(c);
         if (c.output.empty() && c.state == Connection::State::closing) close_now(c);
+    }
+
+    // Keeps backlog_ current: the connected connections still holding output after a write (their socket
+    // buffer is full), oldest first.
+    void note_backlog(Connection& c) {
+        if (index_ < 0) return;  // the front loop has no subscribers
+        bool behind = !c.dead && c.state == Connection::State::connected && !c.output.empty();
+        if (behind == c.backed_up) return;
+        c.backed_up = behind;
+        if (behind) {
+            c.backed_up_since = steady::now();
+            c.backlog_entry = backlog_.insert(backlog_.end(), &c);
+        } else {
+            backlog_.erase(c.backlog_entry);
+        }
     }
 
     void consume_output(Connection& c, std::size_t written) {
         c.output_bytes -= written;
+        std::uint64_t delivered = 0;
         while (written > 0) {
-            std::size_t left = c.output.front()->size() - c.output_offset;
+            std::size_t left = c.output.front().frame->size() - c.output_offset;
             if (written >= left) {
                 written -= left;
+                delivered += c.output.front().event ? 1 : 0;
                 c.output.pop_front();
                 c.output_offset = 0;
             } else {
@@ -620,6 +726,7 @@ private:
                 written = 0;
             }
         }
+        if (delivered != 0) server_.metrics_.deliveries->add(delivered);
     }
 
     bool flush_plain(Connection& c) {
@@ -628,8 +735,8 @@ private:
             int count = 0;
             std::size_t offset = c.output_offset;
             for (auto it = c.output.begin(); it != c.output.end() && count < 64; ++it, ++count) {
-                iov[count].iov_base = const_cast<char*>((*it)->data()) + offset;
-                iov[count].iov_len = (*it)->size() - offset;
+                iov[count].iov_base = const_cast<char*>(it->frame->data()) + offset;
+                iov[count].iov_len = it->frame->size() - offset;
                 offset = 0;
             }
             msghdr msg{};
@@ -650,7 +757,7 @@ private:
     bool flush_tls(Connection& c) {
         if (!c.tls_ready) return true;  // nothing is queued before the handshake completes
         while (!c.output.empty()) {
-            const std::string& head = *c.output.front();
+            const std::string& head = *c.output.front().frame;
             std::size_t written = 0;
             ERR_clear_error();
             int r = SSL_write_ex(c.ssl, head.data() + c.output_offset, head.size() - c.output_offset, &written);
@@ -677,10 +784,10 @@ private:
             c.output.clear();
             c.output_bytes = 0;
         } else if (c.output.size() > 1) {
-            Frame head = c.output.front();
+            Queued head = c.output.front();
             c.output.clear();
             c.output.push_back(head);
-            c.output_bytes = head->size() - c.output_offset;
+            c.output_bytes = head.frame->size() - c.output_offset;
         }
         std::string record;
         append_close(record, error, allow_reconnect);
@@ -703,7 +810,9 @@ private:
         auto it = subscribers_.find(c.key);
         if (it == subscribers_.end()) return;
         auto& v = it->second;
-        v.erase(std::remove(v.begin(), v.end(), &c), v.end());
+        auto removed = std::remove(v.begin(), v.end(), &c);
+        if (removed == v.end()) return;
+        v.erase(removed, v.end());
         if (v.empty()) subscribers_.erase(it);
     }
 
@@ -711,6 +820,7 @@ private:
         if (c.dead) return;
         unsubscribe(c);
         c.dead = true;
+        note_backlog(c);
         epoll_ctl(epoll_, EPOLL_CTL_DEL, c.fd, nullptr);
         if (c.ssl) {
             SSL_shutdown(c.ssl);  // best effort close_notify; the socket goes either way
@@ -777,6 +887,11 @@ private:
     std::atomic<bool> wake_armed_{false};
     bool stopping_ = false;
     std::size_t next_loop_ = 0;
+    std::vector<Connection*> handshaken_;  // front loop: to hand over after this round
+    // Delivery loops: broadcast bytes queued and not yet acknowledged to the sink, and the backlog census
+    // that decides when to acknowledge them.
+    std::size_t unacked_bytes_ = 0;
+    std::list<Connection*> backlog_;
     // Keyed by the connection, not its fd: a closed fd can be reused by accept() before the closed connection
     // is reaped.
     std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
@@ -835,18 +950,23 @@ void HubServer::start() {
     getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
     bound_address_ = Poco::Net::SocketAddress(reinterpret_cast<sockaddr*>(&bound), len).toString();
 
+    front_ = std::make_unique<Loop>(*this, -1);
+    front_->watch_listener(listen_fd_);
     for (int i = 0; i < std::max(1, settings_.io_threads); ++i)
         loops_.push_back(std::make_unique<Loop>(*this, i));
-    loops_[0]->watch_listener(listen_fd_);
     for (auto& l : loops_)
         l->start();
+    front_->start();
+    // Enough for a few batches in flight; small enough that a connection a window behind the others is still
+    // far from max_buffered_bytes.
+    broadcast_window_ = std::max<std::size_t>(settings_.max_buffered_bytes / 4, 64 * 1024);
     started_ = true;
 }
 
 void HubServer::broadcast(const EventBatch& batch) {
     if (!started_) return;
-    std::vector<std::pair<std::string, Frame>> items;
-    items.reserve(batch.size() * 2);
+    Broadcast items;
+    std::size_t bytes = 0;
     std::string record;
     for (const Event& e : batch) {
         Hub hub;
@@ -860,45 +980,67 @@ void HubServer::broadcast(const EventBatch& batch) {
         record.clear();
         append_invocation(record, settings_.method, e.payload);
         Frame frame = text_frame(record);
+        bytes += frame->size();
         items.emplace_back(subscription_key(hub, e.meta.site_id, ""), frame);
         if (!e.meta.user_id.empty()) items.emplace_back(subscription_key(hub, e.meta.site_id, e.meta.user_id), frame);
+        // A large batch goes out in window-sized parts, so that no connection ever has more than a window
+        // of one broadcast queued at once.
+        if (bytes >= broadcast_window_) {
+            post_broadcast(std::move(items), bytes);
+            items = {};
+            bytes = 0;
+        }
     }
-    if (items.empty()) return;
-    auto shared = std::make_shared<const std::vector<std::pair<std::string, Frame>>>(std::move(items));
-    // Backpressure: a loop that falls this far behind holds the sink (and so the pipeline) back, instead of
-    // its inbox growing without bound. Slow clients do not count here; their own buffers are capped.
+    if (!items.empty()) post_broadcast(std::move(items), bytes);
+}
+
+void HubServer::post_broadcast(Broadcast items, std::size_t bytes) {
+    auto shared = std::make_shared<const Broadcast>(std::move(items));
+    // Backpressure: at most broadcast_window_ bytes per loop are posted and not yet acknowledged (see
+    // Loop::settle_broadcasts); past it the sink, and so the pipeline, waits instead of the loops' queues
+    // growing without bound.
+    const std::size_t all_loops = bytes * loops_.size();
     {
         std::unique_lock lock(broadcast_mutex_);
-        broadcast_room_.wait(lock, [&] { return broadcasts_in_flight_ < max_broadcasts_in_flight * loops_.size(); });
-        broadcasts_in_flight_ += loops_.size();
+        broadcast_room_.wait(lock, [&] {
+            return broadcast_bytes_in_flight_ == 0 ||
+                   broadcast_bytes_in_flight_ + all_loops <= broadcast_window_ * loops_.size();
+        });
+        broadcast_bytes_in_flight_ += all_loops;
     }
     for (auto& loop : loops_) {
         Loop* l = loop.get();
-        l->post([this, l, shared] {
-            l->deliver(*shared);
-            {
-                std::lock_guard lock(broadcast_mutex_);
-                --broadcasts_in_flight_;
-            }
-            broadcast_room_.notify_one();
-        });
+        l->post([l, shared, bytes] { l->deliver(*shared, bytes); });
     }
+}
+
+void HubServer::release_broadcast_bytes(std::size_t bytes) {
+    {
+        std::lock_guard lock(broadcast_mutex_);
+        broadcast_bytes_in_flight_ -= bytes;
+    }
+    broadcast_room_.notify_one();
 }
 
 void HubServer::stop() {
     if (!started_) return;
     started_ = false;
+    // The front loop first: connections it hands over before it ends reach the delivery loops' inboxes ahead
+    // of their stop requests, so they get the same Close as everyone else.
+    front_->request_stop();
+    front_->join();
     for (auto& l : loops_)
         l->request_stop();
     for (auto& l : loops_)
         l->join();
+    front_.reset();
     loops_.clear();
     if (listen_fd_ >= 0) ::close(listen_fd_);
     listen_fd_ = -1;
 }
 
 std::size_t HubServer::connection_count() const {
-    std::size_t n = 0;
+    std::size_t n = front_ ? front_->connection_count() : 0;
     for (const auto& l : loops_)
         n += l->connection_count();
     return n;

@@ -2,18 +2,19 @@
 // The KS-compatible SignalR hub server: WebSockets with negotiation skipped, JSON hub protocol, events pushed
 // to every connection whose hub, site and user match.
 //
-// Threading: `io_threads` event loops, each an epoll loop on a thread of its own, own their connections
-// outright (no locks on a connection). The listener lives in loop 0 and hands accepted sockets out round
-// robin. broadcast() runs on the sink's thread: it serialises each event into its WebSocket frame once and
-// posts the shared, immutable bytes to every loop, which queue them on the matching connections.
+// Threading: epoll loops, each on a thread of its own, own their connections outright (no locks on a
+// connection). The front loop accepts, reads the upgrade request, verifies the token and runs the SignalR
+// handshake; then it hands the connection to one of `io_threads` delivery loops, round robin. broadcast() runs
+// on the sink's thread: it serialises each event into its WebSocket frame once and posts the shared,
+// immutable bytes to every delivery loop, which queue them on the matching connections.
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,12 +83,19 @@ private:
     std::shared_ptr<RoleDirectory> roles_;
     Logger& log_;
     HubServerMetrics metrics_;
-    std::vector<std::unique_ptr<Loop>> loops_;
-    // Broadcast batches posted to the loops and not yet delivered, across all loops.
-    static constexpr std::size_t max_broadcasts_in_flight = 16;  // per loop
+    // Frames with the subscription key(s) they go to.
+    using Broadcast = std::vector<std::pair<std::string, std::shared_ptr<const std::string>>>;
+    void post_broadcast(Broadcast items, std::size_t bytes);
+    // Called by a delivery loop when it acknowledges broadcast bytes.
+    void release_broadcast_bytes(std::size_t bytes);
+
+    std::unique_ptr<Loop> front_;
+    std::vector<std::unique_ptr<Loop>> loops_;  // delivery loops
+    // Broadcast bytes posted to the delivery loops and not yet acknowledged, summed over the loops.
     std::mutex broadcast_mutex_;
     std::condition_variable broadcast_room_;
-    std::size_t broadcasts_in_flight_ = 0;
+    std::size_t broadcast_bytes_in_flight_ = 0;
+    std::size_t broadcast_window_ = 0;  // per loop
     Poco::Net::Context::Ptr tls_;
     int listen_fd_ = -1;
     std::string bound_address_;

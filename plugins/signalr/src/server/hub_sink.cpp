@@ -149,7 +149,7 @@ void HubSink::start() {
     HubServerMetrics metrics{&m.gauge("connections", "open client connections"),
                              &m.counter("connections_accepted", "TCP connections accepted"),
                              &m.counter("upgrades_refused", "upgrade requests answered with 4xx"),
-                             &m.counter("deliveries", "events queued to clients"),
+                             &m.counter("deliveries", "events written to client sockets"),
                              &m.counter("slow_clients_closed", "clients closed for a full outbound buffer"),
                              &m.counter("protocol_errors", "connections closed for a protocol violation")};
     server_ = std::make_unique<HubServer>(settings_, verifier, roles, context_->log(), metrics);

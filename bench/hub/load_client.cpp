@@ -1,4 +1,7 @@
-// hub_load_client: N WebSocket/SignalR connections to a signalr_hub in one process, one epoll loop.
+// hub_load_client: N WebSocket/SignalR connections to a signalr_hub in one process, one epoll loop; or, with
+// --protocol nats, N WebSocket connections to a nats-server's WebSocket listener, each subscribed to --subject.
+// Both protocols share every line of this file except their framing: the upgrade, the frame decoder, the
+// delivery bookkeeping and the report are the same.
 //
 // Opens N connections (at most --max-pending upgrades in flight, source addresses 127.0.0.1, .2, ... with
 // --per-address connections each so a large N does not run out of ephemeral ports), does the HTTP upgrade
@@ -16,7 +19,11 @@
 // Sec-WebSocket-Accept check, assumes the server's record layout {"type":1,"target":...,"arguments":[...]}
 // only to find the event id quickly (falls back to a search).
 //
+// NATS: after the upgrade the client sends CONNECT, SUB and PING in one binary frame; the PONG plays the part of
+// the SignalR handshake answer. Each MSG is a delivery. Server PINGs are answered.
+//
 //   hub_load_client --port P [--host 127.0.0.1] --path '/v1/hub/entries?site_id=S' --token JWT -n N
+//                   [--protocol signalr|nats] [--subject ks.entries]
 //                   [--duration 10] [--settle 1] [--server-pid PID] [--per-address 5000]
 //                   [--max-pending 512] [--ping-interval 10] [--connect-timeout 60] [--rss-limit-mb 0]
 
@@ -80,13 +87,16 @@ struct Options {
     double ping_interval = 10;
     double connect_timeout = 60;
     long rss_limit_mb = 0;  // end the window early when the server's RSS passes this (0 = no limit)
+    bool nats = false;
+    std::string subject = "ks.entries";
 };
 
 [[noreturn]] void usage(const char* why) {
     std::fprintf(stderr,
                  "hub_load_client: %s\nusage: hub_load_client --port P --token JWT [--host H] [--path P] [-n N] "
                  "[--duration S] [--settle S] [--server-pid PID] [--per-address K] [--max-pending K] "
-                 "[--ping-interval S] [--connect-timeout S] [--rss-limit-mb MB]\n",
+                 "[--ping-interval S] [--connect-timeout S] [--rss-limit-mb MB] [--protocol signalr|nats] "
+                 "[--subject S]\n",
                  why);
     std::exit(2);
 }
@@ -112,9 +122,16 @@ Options parse_args(int argc, char** argv) {
         else if (a == "--ping-interval") o.ping_interval = std::stod(value());
         else if (a == "--connect-timeout") o.connect_timeout = std::stod(value());
         else if (a == "--rss-limit-mb") o.rss_limit_mb = std::stol(value());
+        else if (a == "--subject") o.subject = value();
+        else if (a == "--protocol") {
+            std::string p = value();
+            if (p != "signalr" && p != "nats") usage("--protocol is signalr or nats");
+            o.nats = p == "nats";
+        }
         else usage(("unknown option " + a).c_str());
     }
     if (o.port <= 0) usage("--port is required");
+    if (o.nats && o.path == Options{}.path) o.path = "/";
     if (o.n <= 0 || o.per_address <= 0 || o.max_pending <= 0) usage("-n, --per-address, --max-pending must be > 0");
     return o;
 }
@@ -242,12 +259,13 @@ int hexval(char c) {
 
 // The id as it appears in the escaped argument: \"id\":\"xxxxxxxx-xxxx-...\" -> 128 bits (any 32 hex digits
 // among the next 36 characters; other id shapes are hashed).
-bool event_key(std::string_view record, EventKey& key) {
-    static constexpr std::string_view marker = R"(\"id\":\")";
+// A raw payload (NATS) has the id unescaped: "id":"...".
+bool event_key(std::string_view record, EventKey& key, bool escaped) {
+    const std::string_view marker = escaped ? std::string_view(R"(\"id\":\")") : std::string_view(R"("id":")");
     auto pos = record.find(marker);
     if (pos == std::string_view::npos) return false;
     pos += marker.size();
-    auto end = record.find('\\', pos);
+    auto end = record.find(escaped ? '\\' : '"', pos);
     if (end == std::string_view::npos) return false;
     std::string_view id = record.substr(pos, end - pos);
     std::uint64_t parts[2] = {0, 0};
@@ -291,6 +309,8 @@ struct Conn {
     std::string message;           // a fragmented message being assembled
     std::uint8_t message_opcode = 0;
     std::string out;               // bytes the socket did not take yet
+    std::string nats_in;           // NATS: protocol bytes of an incomplete line or MSG
+    std::size_t nats_payload = 0;  // NATS: payload bytes (+ CRLF) the MSG being read still needs; 0 = a line
     bool watching_out = false;
     std::uint64_t deliveries = 0;  // in the window
 };
@@ -310,10 +330,19 @@ public:
         conns_.resize(static_cast<std::size_t>(o_.n));
         request_ = "GET " + o_.path + " HTTP/1.1\r\nHost: " + o_.host + ":" + std::to_string(o_.port) +
                    "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer " +
-                   o_.token + "\r\nUser-Agent: hub_load_client\r\n\r\n";
-        append_client_frame(handshake_, 0x1, std::string_view("{\"protocol\":\"json\",\"version\":1}\x1e"));
-        append_client_frame(ping_, 0x1, std::string_view("{\"type\":6}\x1e"));
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+                   (o_.token.empty() ? std::string() : "Authorization: Bearer " + o_.token + "\r\n") +
+                   "User-Agent: hub_load_client\r\n\r\n";
+        if (o_.nats) {
+            append_client_frame(handshake_, 0x2,
+                                "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\nSUB " + o_.subject +
+                                    " 1\r\nPING\r\n");
+            append_client_frame(ping_, 0x2, std::string_view("PING\r\n"));
+            append_client_frame(pong_, 0x2, std::string_view("PONG\r\n"));
+        } else {
+            append_client_frame(handshake_, 0x1, std::string_view("{\"protocol\":\"json\",\"version\":1}\x1e"));
+            append_client_frame(ping_, 0x1, std::string_view("{\"type\":6}\x1e"));
+        }
         if (inet_pton(AF_INET, o_.host.c_str(), &server_.sin_addr) != 1) usage("--host must be an IPv4 address");
         server_.sin_family = AF_INET;
         server_.sin_port = htons(static_cast<std::uint16_t>(o_.port));
@@ -711,8 +740,12 @@ private:
         }
     }
 
-    // A whole text message: records separated by 0x1E.
+    // A whole text message: records separated by 0x1E (SignalR), or a piece of the NATS byte stream.
     void on_message(std::size_t i, std::string_view message, std::int64_t now) {
+        if (o_.nats) {
+            on_nats_bytes(i, message, now);
+            return;
+        }
         Conn& c = conns_[i];
         while (!message.empty() && c.state != State::closed) {
             auto sep = message.find('\x1e');
@@ -739,19 +772,88 @@ private:
         return any ? v : -1;
     }
 
+    // The handshake answer (SignalR) or the PONG after SUB (NATS): the connection counts as open.
+    void opened(std::size_t i, std::int64_t now) {
+        Conn& c = conns_[i];
+        c.state = State::open;
+        c.opened_ns = now;
+        connect_latencies_ns_.push_back(now - c.started_ns);
+        --pending_;
+        ++open_;
+        // The official clients ping right after the handshake; the server's 30 s timeout counts from here.
+        c.next_ping_ns = now;
+        send(i, ping_);
+        c.next_ping_ns = now + static_cast<std::int64_t>(o_.ping_interval * 1e9);
+    }
+
+    // One event received on connection i: counted, and its arrival time kept for the fan-out spread.
+    void delivered(std::size_t i, std::string_view record, std::int64_t now) {
+        if (!measuring_) return;
+        ++stats_.deliveries;
+        ++conns_[i].deliveries;
+        EventKey key;
+        if (!event_key(record, key, !o_.nats)) return;
+        auto [it, inserted] = spreads_.try_emplace(key);
+        Spread& s = it->second;
+        if (inserted) {
+            s.first_ns = now;
+            ++stats_.events_seen;
+        }
+        s.last_ns = now;
+        if (++s.count >= open_) {
+            spread_samples_.push_back(s.last_ns - s.first_ns);
+            ++stats_.events_complete;
+            spreads_.erase(it);
+        }
+    }
+
+    // NATS protocol bytes: control lines, and MSG lines followed by their payload. Parsed in place when a
+    // frame holds whole operations (the usual case); an incomplete tail waits in nats_in.
+    void on_nats_bytes(std::size_t i, std::string_view data, std::int64_t now) {
+        Conn& c = conns_[i];
+        std::string joined;
+        if (!c.nats_in.empty()) {
+            joined.swap(c.nats_in);
+            joined.append(data);
+            data = joined;
+        }
+        std::size_t p = 0;
+        while (c.state != State::closed) {
+            if (c.nats_payload > 0) {
+                if (data.size() - p < c.nats_payload) break;
+                delivered(i, data.substr(p, c.nats_payload - 2), now);
+                p += c.nats_payload;
+                c.nats_payload = 0;
+                continue;
+            }
+            auto eol = data.find("\r\n", p);
+            if (eol == std::string_view::npos) break;
+            std::string_view line = data.substr(p, eol - p);
+            p = eol + 2;
+            if (line.rfind("MSG ", 0) == 0) {
+                // MSG <subject> <sid> [reply-to] <#bytes>
+                auto sp = line.rfind(' ');
+                c.nats_payload = static_cast<std::size_t>(std::strtoull(std::string(line.substr(sp + 1)).c_str(),
+                                                                        nullptr, 10)) + 2;
+            } else if (line == "PING") {
+                send(i, pong_);
+            } else if (line == "PONG") {
+                if (c.state == State::handshaking) opened(i, now);
+            } else if (line.rfind("-ERR", 0) == 0) {
+                if (c.state == State::open && measuring_) ++stats_.closed_by_server;
+                lost(i, "NATS " + std::string(line.substr(0, 200)));
+            } else if (measuring_ && line.rfind("INFO", 0) != 0 && line != "+OK") {
+                ++stats_.other_records;
+            }
+        }
+        if (c.state != State::closed && p < data.size()) c.nats_in.assign(data.substr(p));
+    }
+
     void on_record(std::size_t i, std::string_view r, std::int64_t now) {
         Conn& c = conns_[i];
         if (c.state == State::handshaking) {
             if (r == "{}") {
-                c.state = State::open;
-                c.opened_ns = now;
-                connect_latencies_ns_.push_back(now - c.started_ns);
-                --pending_;
-                ++open_;
-                // The official clients ping right after the handshake; the server's 30 s timeout counts from here.
-                c.next_ping_ns = now;
-                send(i, ping_);
-                c.next_ping_ns = now + static_cast<std::int64_t>(o_.ping_interval * 1e9);
+                opened(i, now);
                 return;
             }
             lost(i, "handshake refused: " + std::string(r.substr(0, 200)));
@@ -763,23 +865,7 @@ private:
                 if (measuring_) ++stats_.other_records;
                 return;
             }
-            if (!measuring_) return;
-            ++stats_.deliveries;
-            ++c.deliveries;
-            EventKey key;
-            if (!event_key(r, key)) return;
-            auto [it, inserted] = spreads_.try_emplace(key);
-            Spread& s = it->second;
-            if (inserted) {
-                s.first_ns = now;
-                ++stats_.events_seen;
-            }
-            s.last_ns = now;
-            if (++s.count >= open_) {
-                spread_samples_.push_back(s.last_ns - s.first_ns);
-                ++stats_.events_complete;
-                spreads_.erase(it);
-            }
+            delivered(i, r, now);
         } else if (type == 6) {
             if (measuring_) ++stats_.pings;
         } else if (type == 7) {
@@ -931,7 +1017,7 @@ private:
     int ep_ = -1;
     sockaddr_in server_{};
     std::vector<Conn> conns_;
-    std::string request_, handshake_, ping_;
+    std::string request_, handshake_, ping_, pong_;
     std::size_t pending_ = 0, open_ = 0, failed_ = 0, lost_total_ = 0, open_at_window_ = 0;
     std::vector<std::string> failures_;
     std::vector<std::int64_t> connect_latencies_ns_;

@@ -185,8 +185,18 @@ class Processes:
         self.live = []
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    def start(self, cmd, cpu=None, **kw):
-        pre = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None and (os.cpu_count() or 1) >= 2 else None
+    def start(self, cmd, cpu=None, nofile=None, **kw):
+        """cpu: pin to that core (when there are two or more); nofile: raise the open-file limit to that."""
+        def pre():
+            if cpu is not None and (os.cpu_count() or 1) >= 2:
+                os.sched_setaffinity(0, {cpu})
+            if nofile:
+                import resource
+                hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+                try:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+                except (ValueError, OSError):  # raising the hard limit needs CAP_SYS_RESOURCE
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (min(nofile, hard), hard))
         p = subprocess.Popen(cmd, preexec_fn=pre, **kw)
         self.live.append(p)
         return p
@@ -206,6 +216,20 @@ class Processes:
     def stop_all(self):
         for p in list(self.live):
             self.stop(p, timeout=5)
+
+
+def max_open_files():
+    """The open-file limit a child can get: the hard limit, unless this process may raise it."""
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            nr_open = int(f.read())
+    except OSError:
+        return hard
+    probe = subprocess.run([sys.executable, "-c", f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, "
+                            f"({nr_open}, {nr_open}))"], capture_output=True)
+    return nr_open if probe.returncode == 0 else hard
 
 
 def write_result(path, result):

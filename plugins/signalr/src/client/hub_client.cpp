@@ -1,0 +1,735 @@
+#include "client/hub_client.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <Poco/Base64Encoder.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/String.h>
+#include <Poco/URI.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include "client/backoff.h"
+#include "hubflow/json.h"
+#include "protocol/hub_protocol.h"
+#include "protocol/websocket.h"
+
+namespace hubflow::signalr {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+enum class Phase { waiting, connecting, tls, upgrading, handshaking, open };
+
+std::string seconds_text(steady::duration d) {
+    std::ostringstream s;
+    s.precision(3);
+    s << std::fixed << std::chrono::duration<double>(d).count() << " s";
+    return s.str();
+}
+
+std::string header_value(std::string_view head, std::string_view name) {
+    std::size_t at = head.find("\r\n");
+    while (at != std::string_view::npos && at + 2 < head.size()) {
+        std::size_t start = at + 2;
+        std::size_t end = head.find("\r\n", start);
+        if (end == std::string_view::npos) end = head.size();
+        std::string_view line = head.substr(start, end - start);
+        auto colon = line.find(':');
+        if (colon != std::string_view::npos &&
+            Poco::icompare(std::string(line.substr(0, colon)), std::string(name)) == 0)
+            return Poco::trim(std::string(line.substr(colon + 1)));
+        at = end;
+    }
+    return {};
+}
+
+}  // namespace
+
+struct HubClient::Connection {
+    HubEndpoint ep;
+    std::string label;  // the URL for logs, token removed
+    int fd = -1;
+    SSL* ssl = nullptr;
+    Phase phase = Phase::waiting;
+    bool watching_writes = false;
+    steady::time_point next_attempt{};
+    steady::time_point deadline{};  // end of the connect + upgrade + handshake allowance
+    steady::time_point last_received{}, last_ping{};
+    std::string response;  // HTTP response bytes while upgrading
+    std::string out;       // bytes the socket has not taken yet
+    std::string ws_key;
+    std::optional<FrameDecoder> decoder;
+    Backoff backoff;
+    std::uint32_t consecutive_failures = 0;
+    bool config_error = false;  // the last refusal was a 403/404: wait the long delay
+    // The interval without a connection, from the drop (or the first failed attempt) to the next open.
+    bool in_gap = false;
+    std::chrono::system_clock::time_point gap_since{};
+    steady::time_point gap_since_steady{};
+    std::string gap_cause;
+
+    Connection(HubEndpoint endpoint, const HubClientSettings& s, std::uint64_t seed)
+        : ep(std::move(endpoint)), label(ep.display), backoff(s.reconnect_initial, s.reconnect_max, seed) {}
+};
+
+namespace {
+
+// Everything the loop needs, so the helpers below stay free functions of one small state.
+class Loop {
+public:
+    Loop(HubClientSettings& settings, Context& context, Poco::Net::Context::Ptr tls, TokenProvider& tokens,
+         std::vector<std::unique_ptr<HubClient::Connection>>& connections)
+        : s_(settings),
+          context_(context),
+          log_(context.log()),
+          tls_(std::move(tls)),
+          tokens_(tokens),
+          connections_(connections),
+          random_(std::random_device{}()) {
+        Metrics& m = context.metrics();
+        connected_ = &m.gauge("connected", "hub connections open");
+        attempts_ = &m.counter("connect_attempts", "connection attempts");
+        disconnects_ = &m.counter("disconnects", "open connections lost");
+        disconnected_ms_ = &m.counter("disconnected_ms", "time without a connection, summed over the hubs (ms)");
+        refused_ = &m.counter("upgrades_refused", "upgrade requests the hub refused (401, 403, 404, ...)");
+        protocol_errors_ = &m.counter("protocol_errors", "connections dropped for bad data from the hub");
+        token_fetches_ = &m.counter("token_fetches", "tokens fetched from the OAuth2 endpoint");
+        epoll_ = epoll_create1(EPOLL_CLOEXEC);
+        if (epoll_ < 0) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+    }
+    ~Loop() { ::close(epoll_); }
+
+    void run() {
+        const auto start = steady::now();
+        for (auto& c : connections_)
+            c->next_attempt = start;
+        epoll_event events[64];
+        while (!context_.stopping() && !gave_up_) {
+            auto now = steady::now();
+            for (auto& c : connections_)
+                if (c->phase == Phase::waiting && now >= c->next_attempt) begin_attempt(*c);
+            const int n = epoll_wait(epoll_, events, 64, static_cast<int>(wait_ms()));
+            if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("epoll_wait: ") + std::strerror(errno));
+            received_at_ = context_.clock().now();
+            for (int i = 0; i < n; ++i)
+                on_ready(*static_cast<HubClient::Connection*>(events[i].data.ptr), events[i].events);
+            emit_staged();
+            on_timers(steady::now());
+            renew_token_ahead();
+        }
+        emit_staged();
+        for (auto& c : connections_)
+            say_goodbye(*c);
+    }
+
+private:
+    // ---- timing -------------------------------------------------------------------------------------------
+
+    std::int64_t wait_ms() const {
+        auto now = steady::now();
+        auto next = now + std::chrono::milliseconds(250);  // stop requests are noticed within this
+        for (const auto& c : connections_) {
+            if (c->phase == Phase::waiting)
+                next = std::min(next, c->next_attempt);
+            else if (c->phase != Phase::open)
+                next = std::min(next, c->deadline);
+            else
+                next = std::min({next, c->last_ping + s_.ping_interval, c->last_received + s_.server_timeout});
+        }
+        return std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1);
+    }
+
+    void on_timers(steady::time_point now) {
+        for (auto& cp : connections_) {
+            auto& c = *cp;
+            if (c.phase == Phase::waiting) continue;
+            if (c.phase != Phase::open) {
+                if (now >= c.deadline)
+                    failed(c, "no answer within the handshake timeout (" + seconds_text(s_.handshake_timeout) + ")");
+                continue;
+            }
+            if (now - c.last_received >= s_.server_timeout) {
+                dropped(c, "no message from the hub for " + seconds_text(s_.server_timeout) + " (server timeout)");
+            } else if (now - c.last_ping >= s_.ping_interval) {
+                std::string record;
+                append_ping(record);
+                send_frame(c, Opcode::text, record);
+                c.last_ping = now;
+            }
+        }
+    }
+
+    // OAuth2 tokens are renewed while connected, ahead of expiry, so a reconnect never waits for (or
+    // presents) an expired one.
+    void renew_token_ahead() {
+        if (!tokens_.refresh_due()) return;
+        try {
+            tokens_.current();
+        } catch (const std::exception& e) {
+            log_.warn("renewing the token ahead of expiry failed: ", e.what(), "; will retry before the next connect");
+            tokens_.invalidate();
+        }
+        sync_fetches();
+    }
+
+    void sync_fetches() {
+        const auto f = tokens_.fetches();
+        if (f > fetches_seen_) token_fetches_->add(f - fetches_seen_);
+        fetches_seen_ = f;
+    }
+
+    // ---- connecting ---------------------------------------------------------------------------------------
+
+    void begin_attempt(HubClient::Connection& c) {
+        attempts_->add();
+        c.deadline = steady::now() + s_.handshake_timeout;
+        c.response.clear();
+        c.out.clear();
+        c.decoder.reset();
+        std::string token;
+        try {
+            token = tokens_.current();
+        } catch (const std::exception& e) {
+            sync_fetches();
+            return failed(c, std::string("no token: ") + e.what());
+        }
+        sync_fetches();
+        token_ = std::move(token);
+
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* found = nullptr;
+        const std::string port = std::to_string(c.ep.port);
+        if (int rc = getaddrinfo(c.ep.host.c_str(), port.c_str(), &hints, &found); rc != 0)
+            return failed(c, "cannot resolve " + c.ep.host + ": " + gai_strerror(rc));
+        c.fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int rc = c.fd < 0 ? -1 : ::connect(c.fd, found->ai_addr, found->ai_addrlen);
+        const int err = errno;
+        freeaddrinfo(found);
+        if (c.fd < 0) return failed(c, std::string("socket: ") + std::strerror(err));
+        if (rc != 0 && err != EINPROGRESS) return failed(c, std::string("connect: ") + std::strerror(err));
+        int one = 1;
+        setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c.phase = Phase::connecting;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+        ev.data.ptr = &c;
+        epoll_ctl(epoll_, EPOLL_CTL_ADD, c.fd, &ev);
+        c.watching_writes = true;
+    }
+
+    void on_ready(HubClient::Connection& c, std::uint32_t events) {
+        if (c.phase == Phase::waiting) return;  // closed earlier in this round
+        if (c.phase == Phase::connecting) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+            if (err != 0) return failed(c, std::string("connect: ") + std::strerror(err));
+            if (!(events & EPOLLOUT)) return;
+            if (c.ep.tls) {
+                if (!start_tls(c)) return;
+            } else {
+                send_upgrade(c);
+            }
+            if (c.phase == Phase::waiting) return;
+        }
+        if (c.phase == Phase::tls) {
+            drive_tls(c);
+            return;
+        }
+        if (events & EPOLLOUT) flush(c);
+        if (c.phase == Phase::waiting) return;
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_from(c);
+    }
+
+    bool start_tls(HubClient::Connection& c) {
+        c.ssl = SSL_new(tls_->sslContext());
+        SSL_set_fd(c.ssl, c.fd);
+        SSL_set_connect_state(c.ssl);
+        SSL_set_tlsext_host_name(c.ssl, c.ep.host.c_str());
+        if (!s_.insecure) {
+            // The chain is checked against the CAs by OpenSSL; the name must match the URL's host.
+            SSL_set_verify(c.ssl, SSL_VERIFY_PEER, nullptr);
+            SSL_set1_host(c.ssl, c.ep.host.c_str());
+        }
+        c.phase = Phase::tls;
+        drive_tls(c);
+        return c.phase != Phase::waiting;
+    }
+
+    void drive_tls(HubClient::Connection& c) {
+        ERR_clear_error();
+        int r = SSL_do_handshake(c.ssl);
+        if (r == 1) {
+            send_upgrade(c);
+            return;
+        }
+        int e = SSL_get_error(c.ssl, r);
+        if (e == SSL_ERROR_WANT_READ) return watch_writes(c, false);
+        if (e == SSL_ERROR_WANT_WRITE) return watch_writes(c, true);
+        long verify = SSL_get_verify_result(c.ssl);
+        std::string why = verify != X509_V_OK ? X509_verify_cert_error_string(verify) : tls_error();
+        failed(c, "TLS handshake with " + c.ep.host + " failed: " + why);
+    }
+
+    static std::string tls_error() {
+        unsigned long code = ERR_get_error();
+        if (code == 0) return "connection closed during the handshake";
+        char text[256];
+        ERR_error_string_n(code, text, sizeof text);
+        return text;
+    }
+
+    void send_upgrade(HubClient::Connection& c) {
+        std::array<unsigned char, 16> nonce{};
+        for (auto& b : nonce)
+            b = static_cast<unsigned char>(random_());
+        std::ostringstream key;
+        Poco::Base64Encoder encoder(key);
+        encoder.write(reinterpret_cast<const char*>(nonce.data()), nonce.size());
+        encoder.close();
+        c.ws_key = key.str();
+        std::string target = c.ep.target;
+        if (s_.token_in_query && !token_.empty()) {
+            std::string encoded;
+            Poco::URI::encode(token_, "!#$&'()*+,/:;=?@[]", encoded);
+            target += (target.find('?') == std::string::npos ? "?" : "&") + std::string("access_token=") + encoded;
+        }
+        const bool default_port = c.ep.port == (c.ep.tls ? 443 : 80);
+        std::string request = "GET " + target + " HTTP/1.1\r\nHost: " + c.ep.host +
+                              (default_port ? "" : ":" + std::to_string(c.ep.port)) +
+                              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                              "Sec-WebSocket-Key: " +
+                              c.ws_key + "\r\nUser-Agent: hubflow\r\n";
+        if (!s_.token_in_query && !token_.empty()) request += "Authorization: Bearer " + token_ + "\r\n";
+        request += "\r\n";
+        c.phase = Phase::upgrading;
+        send_bytes(c, request);
+    }
+
+    // ---- reading --------------------------------------------------------------------------------------------
+
+    // Bytes read, 0 at the end of the stream, -1 when it would block, -2 on an error (errno_text set).
+    ssize_t receive(HubClient::Connection& c, char* buf, std::size_t size) {
+        if (!c.ssl) {
+            for (;;) {
+                ssize_t n = ::recv(c.fd, buf, size, 0);
+                if (n >= 0) return n;
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
+                error_text_ = std::strerror(errno);
+                return -2;
+            }
+        }
+        ERR_clear_error();
+        std::size_t n = 0;
+        int r = SSL_read_ex(c.ssl, buf, size, &n);
+        if (r == 1) return static_cast<ssize_t>(n);
+        int e = SSL_get_error(c.ssl, r);
+        if (e == SSL_ERROR_ZERO_RETURN) return 0;
+        if (e == SSL_ERROR_WANT_READ) return -1;
+        if (e == SSL_ERROR_WANT_WRITE) {
+            watch_writes(c, true);
+            return -1;
+        }
+        error_text_ = e == SSL_ERROR_SYSCALL && errno ? std::strerror(errno) : tls_error();
+        if (e == SSL_ERROR_SYSCALL && errno == 0) return 0;  // the peer closed without close_notify
+        return -2;
+    }
+
+    void read_from(HubClient::Connection& c) {
+        // A few reads per wake-up, so that one busy hub does not starve the others.
+        for (int round = 0; round < 8 && c.phase != Phase::waiting; ++round) {
+            ssize_t n = receive(c, buffer_, sizeof buffer_);
+            if (n == -1) return;
+            if (n == 0) return lost(c, "the hub closed the connection without a Close message");
+            if (n == -2) return lost(c, "connection error: " + error_text_);
+            c.last_received = steady::now();
+            std::string_view bytes(buffer_, static_cast<std::size_t>(n));
+            if (c.phase == Phase::upgrading) {
+                c.response.append(bytes);
+                on_response(c);
+            } else {
+                on_ws_bytes(c, bytes);
+            }
+        }
+    }
+
+    // A connection ends: before the handshake completed it is a failed attempt, after it a drop.
+    void lost(HubClient::Connection& c, const std::string& why) {
+        if (c.phase == Phase::open)
+            dropped(c, why);
+        else
+            failed(c, why);
+    }
+
+    void on_response(HubClient::Connection& c) {
+        auto end = c.response.find("\r\n\r\n");
+        if (end == std::string::npos) {
+            if (c.response.size() > 16 * 1024) failed(c, "the upgrade response is longer than 16 KiB");
+            return;
+        }
+        std::string_view head(c.response.data(), end + 2);
+        int status = 0;
+        if (head.size() > 12 && head.substr(0, 7) == "HTTP/1.")
+            status = std::atoi(std::string(head.substr(9, 3)).c_str());
+        if (status == 101) {
+            if (header_value(head, "Sec-WebSocket-Accept") != websocket_accept_key(c.ws_key))
+                return failed(c, "the hub's Sec-WebSocket-Accept does not match the key sent");
+            std::string rest = c.response.substr(end + 4);
+            c.response.clear();
+            c.phase = Phase::handshaking;
+            c.decoder.emplace(Endpoint::client, s_.max_message_bytes);
+            send_frame(c, Opcode::text, handshake_request());
+            if (!rest.empty() && c.phase == Phase::handshaking) on_ws_bytes(c, rest);
+            return;
+        }
+        refused_->add();
+        std::string body = c.response.substr(end + 4, 200);
+        body.erase(std::remove_if(body.begin(), body.end(), [](char ch) { return ch == '\r' || ch == '\n'; }),
+                   body.end());
+        std::string what = status ? "HTTP " + std::to_string(status) : "not an HTTP response";
+        if (!body.empty()) what += " (" + body + ")";
+        if (status == 401) {
+            tokens_.invalidate();  // the next attempt presents a new token
+            return failed(c, "the hub refused the token: " + what + "; a new token is fetched before the next try");
+        }
+        if (status == 403 || status == 404) {
+            c.config_error = true;
+            return failed(c, "configuration error: the hub answered " + what +
+                                 (status == 403 ? "; the token lacks the scope or the site role for this hub"
+                                                : "; check the URL's path"));
+        }
+        failed(c, "the upgrade was refused: " + what);
+    }
+
+    void on_ws_bytes(HubClient::Connection& c, std::string_view bytes) {
+        frames_.clear();
+        const bool ok = c.decoder->feed(bytes, frames_);
+        for (WsEvent& e : frames_) {
+            if (c.phase == Phase::waiting) return;
+            on_frame(c, e);
+        }
+        if (!ok && c.phase != Phase::waiting) {
+            protocol_errors_->add();
+            send_frame(c, Opcode::close, close_payload(c.decoder->error().close_code, c.decoder->error().reason));
+            flush(c);
+            lost(c, "WebSocket protocol error from the hub: " + c.decoder->error().reason);
+        }
+    }
+
+    void on_frame(HubClient::Connection& c, WsEvent& e) {
+        switch (e.kind) {
+            case WsEvent::ping:
+                send_frame(c, Opcode::pong, e.payload);
+                return;
+            case WsEvent::pong:
+                return;
+            case WsEvent::close:
+                send_frame(c, Opcode::close, close_payload(close_code::normal, ""));
+                flush(c);
+                return lost(c, "the hub closed the WebSocket (code " + std::to_string(e.close_code) +
+                                   (e.payload.empty() ? "" : ", " + e.payload) + ")");
+            case WsEvent::binary:
+                protocol_errors_->add();
+                return lost(c, "the hub sent a binary frame, which the JSON hub protocol never uses");
+            case WsEvent::text:
+                break;
+        }
+        RecordSplitter records(e.payload);
+        std::string_view record;
+        while (c.phase != Phase::waiting && records.next(record)) {
+            if (c.phase == Phase::handshaking) {
+                HandshakeResult hs = parse_handshake_response(record);
+                if (!hs.ok) return failed(c, "the hub refused the SignalR handshake: " + hs.error);
+                opened(c);
+                continue;
+            }
+            on_record(c, record);
+        }
+        if (c.phase != Phase::waiting && !records.error().empty()) {
+            protocol_errors_->add();
+            lost(c, "bad message from the hub: " + std::string(records.error()));
+        }
+    }
+
+    void on_record(HubClient::Connection& c, std::string_view record) {
+        if (!parse_message(record, message_, parse_error_)) {
+            protocol_errors_->add();
+            return dropped(c, "invalid message from the hub: " + parse_error_);
+        }
+        switch (message_.type) {
+            case message_type::invocation:
+                if (Poco::icompare(message_.target, s_.method) == 0) stage(c);
+                return;
+            case message_type::close:
+                return dropped(c, "the hub sent Close" +
+                                      (message_.has_error ? " with error \"" + message_.error + "\"" : std::string()) +
+                                      (message_.allow_reconnect ? " (allowReconnect)" : ""));
+            default:
+                return;  // pings, completions and anything newer are not for a source
+        }
+    }
+
+    // ---- events -----------------------------------------------------------------------------------------------
+
+    void stage(HubClient::Connection& c) {
+        if (message_.arguments.empty()) return;
+        if (staged_count_ == staged_.size()) staged_.emplace_back();
+        Event& e = staged_[staged_count_++];
+        // Swapping hands the parser the old payload's buffer for the next message: no allocation per event.
+        std::swap(e.payload, message_.arguments[0]);
+        e.meta.kind = s_.kind.empty() ? c.ep.kind : s_.kind;
+        e.meta.site_id = c.ep.site_id;
+        e.meta.user_id.clear();
+        e.meta.id.clear();
+        if (message_.argument_is_string[0]) {
+            find_json_field(e.payload, user_id_path_, e.meta.user_id);
+            find_json_field(e.payload, id_path_, e.meta.id);
+        }
+        e.meta.received_at = received_at_;
+    }
+
+    void emit_staged() {
+        if (staged_count_ == 0) return;
+        EventBatch batch = context_.reusable_batch(staged_count_);
+        for (std::size_t i = 0; i < staged_count_; ++i) {
+            std::swap(batch[i].payload, staged_[i].payload);
+            std::swap(batch[i].meta, staged_[i].meta);
+        }
+        staged_count_ = 0;
+        context_.emit(std::move(batch));
+    }
+
+    // ---- writing ----------------------------------------------------------------------------------------------
+
+    void send_frame(HubClient::Connection& c, Opcode op, std::string_view payload) {
+        std::array<std::uint8_t, 4> mask{};
+        const std::uint32_t r = static_cast<std::uint32_t>(random_());
+        std::memcpy(mask.data(), &r, 4);
+        frame_.clear();
+        append_frame(frame_, op, payload, &mask);
+        send_bytes(c, frame_);
+    }
+
+    void send_bytes(HubClient::Connection& c, std::string_view bytes) {
+        c.out.append(bytes);
+        flush(c);
+    }
+
+    void flush(HubClient::Connection& c) {
+        while (!c.out.empty() && c.phase != Phase::waiting) {
+            ssize_t n;
+            if (c.ssl) {
+                ERR_clear_error();
+                std::size_t written = 0;
+                int r = SSL_write_ex(c.ssl, c.out.data(), c.out.size(), &written);
+                if (r != 1) {
+                    int e = SSL_get_error(c.ssl, r);
+                    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) return watch_writes(c, true);
+                    return lost(c, "TLS write failed: " + tls_error());
+                }
+                n = static_cast<ssize_t>(written);
+            } else {
+                n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+                if (n < 0) {
+                    if (errno == EINTR) continue;
+                    if (errno == EAGAIN || errno == EWOULDBLOCK) return watch_writes(c, true);
+                    return lost(c, std::string("send: ") + std::strerror(errno));
+                }
+            }
+            c.out.erase(0, static_cast<std::size_t>(n));
+        }
+        watch_writes(c, false);
+    }
+
+    void watch_writes(HubClient::Connection& c, bool want) {
+        if (c.fd < 0 || want == c.watching_writes) return;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u);
+        ev.data.ptr = &c;
+        epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &ev);
+        c.watching_writes = want;
+    }
+
+    // ---- state changes ----------------------------------------------------------------------------------------
+
+    void close_socket(HubClient::Connection& c) {
+        if (c.ssl) {
+            SSL_free(c.ssl);
+            c.ssl = nullptr;
+        }
+        if (c.fd >= 0) {
+            epoll_ctl(epoll_, EPOLL_CTL_DEL, c.fd, nullptr);
+            ::close(c.fd);
+            c.fd = -1;
+        }
+        c.watching_writes = false;
+        c.decoder.reset();
+        c.out.clear();
+        c.phase = Phase::waiting;
+    }
+
+    void opened(HubClient::Connection& c) {
+        const auto now = steady::now();
+        c.phase = Phase::open;
+        c.last_received = c.last_ping = now;
+        c.backoff.reset();
+        c.consecutive_failures = 0;
+        c.config_error = false;
+        connected_->add(1);
+        if (!c.in_gap) {
+            log_.info("connected to ", c.label);
+            return;
+        }
+        c.in_gap = false;
+        const auto gap = now - c.gap_since_steady;
+        disconnected_ms_->add(
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(gap).count()));
+        log_.warn("reconnected to ", c.label, "; disconnected from ", format_utc(c.gap_since), " to ",
+                  format_utc(context_.clock().now()), " (", seconds_text(gap), ", cause: ", c.gap_cause,
+                  "); events the hub sent in that interval were not received");
+    }
+
+    void start_gap(HubClient::Connection& c, const std::string& cause) {
+        if (c.in_gap) return;
+        c.in_gap = true;
+        c.gap_since = context_.clock().now();
+        c.gap_since_steady = steady::now();
+        c.gap_cause = cause;
+    }
+
+    // An open connection was lost: reconnect soon (the backoff was reset when it opened).
+    void dropped(HubClient::Connection& c, const std::string& why) {
+        close_socket(c);
+        connected_->add(-1);
+        disconnects_->add();
+        start_gap(c, why);
+        const auto delay = c.backoff.next();
+        c.next_attempt = steady::now() + delay;
+        log_.warn("disconnected from ", c.label, ": ", why, "; reconnecting in ", delay.count(), " ms");
+    }
+
+    // An attempt failed before the hub was reached.
+    void failed(HubClient::Connection& c, const std::string& why) {
+        close_socket(c);
+        start_gap(c, why);
+        ++c.consecutive_failures;
+        if (s_.max_attempts != 0 && c.consecutive_failures >= s_.max_attempts) {
+            gave_up_ = true;
+            context_.fail("gave up on " + c.label + " after " + std::to_string(c.consecutive_failures) +
+                          " failed attempts; last: " + why);
+            return;
+        }
+        auto delay = c.backoff.next();
+        if (c.config_error) delay = std::max(delay, s_.config_error_delay);
+        c.next_attempt = steady::now() + delay;
+        const std::string message = "cannot connect to " + c.label + ": " + why + "; attempt " +
+                                    std::to_string(c.consecutive_failures) + ", next in " +
+                                    std::to_string(delay.count()) + " ms";
+        if (c.config_error)
+            log_.error(message);
+        else
+            log_.warn(message);
+    }
+
+    // Shutdown: a SignalR Close and a WebSocket close to every open hub, sent within a short grace.
+    void say_goodbye(HubClient::Connection& c) {
+        if (c.phase == Phase::open) {
+            std::string record;
+            append_close(record, "", false);
+            send_frame(c, Opcode::text, record);
+            send_frame(c, Opcode::close, close_payload(close_code::normal, ""));
+            const auto until = steady::now() + std::chrono::milliseconds(500);
+            while (!c.out.empty() && c.phase == Phase::open && steady::now() < until) {
+                pollfd p{c.fd, POLLOUT, 0};
+                ::poll(&p, 1, 50);
+                flush(c);
+            }
+            if (c.phase == Phase::open) {
+                connected_->add(-1);
+                if (c.ssl) SSL_shutdown(c.ssl);
+            }
+            log_.info("closed ", c.label);
+        }
+        close_socket(c);
+    }
+
+    HubClientSettings& s_;
+    Context& context_;
+    Logger& log_;
+    Poco::Net::Context::Ptr tls_;
+    TokenProvider& tokens_;
+    std::vector<std::unique_ptr<HubClient::Connection>>& connections_;
+    std::mt19937_64 random_;
+    int epoll_ = -1;
+    bool gave_up_ = false;
+    std::string token_;
+    std::uint64_t fetches_seen_ = 0;
+    std::string error_text_;
+    char buffer_[256 * 1024];
+    std::vector<WsEvent> frames_;
+    HubMessage message_;
+    std::string parse_error_;
+    std::string frame_;
+    std::vector<Event> staged_;
+    std::size_t staged_count_ = 0;
+    std::chrono::system_clock::time_point received_at_{};
+    const std::vector<std::string> user_id_path_{"user_id"};
+    const std::vector<std::string> id_path_{"id"};
+    Gauge* connected_;
+    Counter *attempts_, *disconnects_, *disconnected_ms_, *refused_, *protocol_errors_, *token_fetches_;
+};
+
+}  // namespace
+
+HubClient::HubClient(HubClientSettings settings, TokenSettings tokens, Context& context)
+    : settings_(std::move(settings)), context_(context) {
+    bool any_tls =
+        std::any_of(settings_.endpoints.begin(), settings_.endpoints.end(), [](const auto& e) { return e.tls; }) ||
+        tokens.oauth.token_url.rfind("https:", 0) == 0;
+    if (any_tls) {
+        Poco::Net::initializeSSL();
+        Poco::Net::Context::Params params;
+        params.verificationMode =
+            settings_.insecure ? Poco::Net::Context::VERIFY_NONE : Poco::Net::Context::VERIFY_RELAXED;
+        params.loadDefaultCAs = true;
+        params.caLocation = settings_.ca_file;
+        tls_ = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, params);
+        tls_->requireMinimumProtocol(Poco::Net::Context::PROTO_TLSV1_2);
+        SSL_CTX_set_mode(tls_->sslContext(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+    tokens_ = std::make_unique<TokenProvider>(std::move(tokens), tls_, [] { return steady::now(); });
+    std::random_device seed;
+    for (const auto& ep : settings_.endpoints)
+        connections_.push_back(std::make_unique<Connection>(ep, settings_, (std::uint64_t{seed()} << 32) | seed()));
+}
+
+HubClient::~HubClient() = default;
+
+void HubClient::run() {
+    // On the heap: the loop holds its read buffer.
+    auto loop = std::make_unique<Loop>(settings_, context_, tls_, *tokens_, connections_);
+    loop->run();
+}
+
+}  // namespace hubflow::signalr

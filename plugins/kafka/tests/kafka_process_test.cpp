@@ -1,0 +1,101 @@
+// The real hubflow program: generator -> kafka into a mock cluster that this test process runs, then the topic
+// read back.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "mock_kafka.h"
+#include "process.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using hubflow::kafka::test::consume_all;
+using hubflow::kafka::test::MockCluster;
+
+const std::string hubflow_bin = std::string(HUBFLOW_BINARY_DIR) + "/bin/hubflow";
+
+std::uint64_t logged_counter(const std::string& log, const std::string& node, const std::string& counter) {
+    std::smatch line;
+    if (!std::regex_search(log, line, std::regex("\\[" + node + "\\] (received_events=[^\\n]*)"))) return UINT64_MAX;
+    std::string text = " " + line[1].str();
+    std::smatch m;
+    if (!std::regex_search(text, m, std::regex(" " + counter + "=(\\d+)"))) return UINT64_MAX;
+    return std::stoull(m[1]);
+}
+
+class KafkaProcess : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir = fs::temp_directory_path() / ("hubflow-kafka-" + std::to_string(::getpid()) + "-" +
+                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+    }
+    void TearDown() override { fs::remove_all(dir); }
+
+    std::string write_pipeline(const std::string& text) {
+        fs::path p = dir / "pipeline.json";
+        std::ofstream(p) << text;
+        return p.string();
+    }
+
+    fs::path dir;
+};
+
+TEST_F(KafkaProcess, GeneratorToKafkaDeliversEveryEventOnce) {
+    MockCluster cluster(3);
+    cluster.create_topic("ks.entry", 4);
+    cluster.create_topic("ks.incident", 4);
+    // The brokers come from the environment, as a deployment would pass them.
+    std::string pipeline = write_pipeline(R"({
+      "data_dir": ")" + (dir / "data").string() +
+                                          R"(",
+      "sources": {"gen": {"type": "generator", "count": 20000, "seed": 7, "incident_ratio": 0.1}},
+      "sinks": {"bus": {"type": "kafka", "inputs": ["gen"], "brokers": "${KAFKA_BROKERS}", "topic": "ks.{kind}",
+                        "compression": "lz4"}}
+    })");
+    auto validated =
+        hubflow::test::run_program(hubflow_bin, {"validate", pipeline}, {{"KAFKA_BROKERS", cluster.bootstraps()}});
+    ASSERT_EQ(validated.code, 0) << validated.err;
+
+    auto r = hubflow::test::run_program(hubflow_bin, {"run", pipeline}, {{"KAFKA_BROKERS", cluster.bootstraps()}});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(logged_counter(r.err, "bus", "delivered_events"), 20000u) << r.err;
+    EXPECT_EQ(logged_counter(r.err, "bus", "undelivered_events"), 0u) << r.err;
+
+    auto entries = consume_all(cluster.bootstraps(), "ks.entry", 4);
+    auto incidents = consume_all(cluster.bootstraps(), "ks.incident", 4);
+    EXPECT_EQ(entries.size() + incidents.size(), 20000u);
+    EXPECT_GT(incidents.size(), 1000u);
+    std::set<std::string> ids;
+    for (const auto* topic : {&entries, &incidents})
+        for (const auto& record : *topic) {
+            ASSERT_TRUE(record.key.has_value());
+            EXPECT_EQ(*record.key, record.headers.at("site_id"));
+            EXPECT_EQ(record.headers.at("source"), "gen");
+            ids.insert(record.headers.at("id"));
+        }
+    EXPECT_EQ(ids.size(), 20000u) << "an event arrived twice";
+}
+
+TEST_F(KafkaProcess, ValidateNamesNodeAndKeyOfABadProperty) {
+    std::string pipeline = write_pipeline(R"({
+      "sources": {"gen": {"type": "generator", "count": 1}},
+      "sinks": {"bus": {"type": "kafka", "inputs": ["gen"], "brokers": "127.0.0.1:1", "topic": "t",
+                        "properties": {"linger.msec": 5}}}
+    })");
+    auto r = hubflow::test::run_program(hubflow_bin, {"validate", pipeline});
+    EXPECT_EQ(r.code, 65) << r.err;
+    EXPECT_NE(r.err.find("node 'bus', key 'properties.linger.msec'"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("No such configuration property"), std::string::npos) << r.err;
+}
+
+}  // namespace

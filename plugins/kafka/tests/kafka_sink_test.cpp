@@ -1,0 +1,412 @@
+#include "kafka_sink.h"
+
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <time.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hubflow/config.h"
+#include "hubflow/testing/fake_context.h"
+#include "hubflow/testing/node_config.h"
+#include "mock_kafka.h"
+
+namespace {
+
+using hubflow::ConfigError;
+using hubflow::ConfigView;
+using hubflow::Event;
+using hubflow::EventBatch;
+using hubflow::Value;
+using hubflow::kafka::KafkaSink;
+using hubflow::kafka::test::consume_all;
+using hubflow::kafka::test::MockCluster;
+using hubflow::kafka::test::Record;
+using hubflow::testing::FakeContext;
+using namespace std::chrono_literals;
+
+constexpr auto base_time = std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
+
+// Event number `seq` of site `site`: the payload carries both, so order and duplicates can be checked on what
+// comes back.
+Event make_event(int site, int seq, std::string kind = "entry") {
+    Event e;
+    std::string site_id = "site-" + std::to_string(site);
+    e.payload = R"({"site":")" + site_id + R"(","seq":)" + std::to_string(seq) + R"(,"lock":{"id":"L)" +
+                std::to_string(seq % 7) + R"("}})";
+    e.meta.kind = std::move(kind);
+    e.meta.site_id = site_id;
+    e.meta.user_id = "user-" + std::to_string(seq % 5);
+    e.meta.id = site_id + "/" + std::to_string(seq);
+    e.meta.source = "gen";
+    e.meta.received_at = base_time + std::chrono::milliseconds(seq);
+    return e;
+}
+
+int seq_of(const std::string& payload) {
+    auto at = payload.find("\"seq\":");
+    return std::stoi(payload.substr(at + 6));
+}
+
+// `count` events over `sites` sites, round robin, in batches of `batch_size`.
+std::vector<EventBatch> make_batches(int count, int sites, int batch_size, int first_seq = 0) {
+    std::vector<EventBatch> out;
+    for (int i = 0; i < count; ++i) {
+        if (i % batch_size == 0) out.emplace_back();
+        out.back().push_back(make_event(i % sites, first_seq + i));
+    }
+    return out;
+}
+
+double thread_cpu_seconds(clockid_t clock) {
+    timespec ts{};
+    clock_gettime(clock, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+class KafkaSinkTest : public ::testing::Test {
+protected:
+    void configure(const std::string& json) {
+        config_ = hubflow::testing::node_config(KafkaSink::describe(), json);
+        sink.configure(ConfigView(config_), context);
+    }
+    // A configuration for this cluster, with `extra` keys appended.
+    std::string with_brokers(const std::string& extra) {
+        return R"({"brokers": ")" + cluster.bootstraps() + R"(")" + (extra.empty() ? "" : ", " + extra) + "}";
+    }
+    std::uint64_t counter(const std::string& name) { return context.metric_registry.counters[name].value(); }
+    std::int64_t gauge(const std::string& name) { return context.metric_registry.gauges[name].value(); }
+
+    // Every message read back exactly once: no event missing, none twice, and each key's events in the
+    // order they were written.
+    void expect_exactly_once_in_order(const std::vector<Record>& records, int count) {
+        std::set<std::string> ids;
+        std::map<std::string, int> last_seq;
+        for (const Record& r : records) {
+            ASSERT_TRUE(r.key.has_value());
+            int seq = seq_of(r.payload);
+            EXPECT_TRUE(ids.insert(r.headers.at("id")).second) << "duplicate " << r.headers.at("id");
+            auto [it, first] = last_seq.emplace(*r.key, seq);
+            if (!first) {
+                EXPECT_GT(seq, it->second) << "key " << *r.key << " out of order";
+                it->second = seq;
+            }
+        }
+        EXPECT_EQ(records.size(), static_cast<std::size_t>(count));
+        EXPECT_EQ(ids.size(), static_cast<std::size_t>(count));
+    }
+
+    MockCluster cluster{3};
+    FakeContext context{"bus"};
+    KafkaSink sink;
+
+private:
+    Value config_;
+};
+
+TEST_F(KafkaSinkTest, DeliversEveryEventWithKeyHeadersAndPerKeyOrder) {
+    cluster.create_topic("ks.entries", 6);
+    configure(with_brokers(R"("topic": "ks.entries")"));
+    sink.start();
+    const int count = 5000;
+    for (const EventBatch& batch : make_batches(count, 20, 500))
+        sink.write(batch);
+    sink.flush();
+    EXPECT_EQ(counter("delivered_events"), static_cast<std::uint64_t>(count));
+    EXPECT_EQ(counter("undelivered_events"), 0u);
+    EXPECT_EQ(counter("failed_events"), 0u);
+    EXPECT_EQ(gauge("in_flight_events"), 0);
+    sink.stop();
+
+    std::vector<Record> records = consume_all(cluster.bootstraps(), "ks.entries", 6);
+    expect_exactly_once_in_order(records, count);
+    std::map<std::string, std::set<std::int32_t>> partitions_of_key;
+    for (const Record& r : records) {
+        int seq = seq_of(r.payload);
+        Event expected = make_event(seq % 20, seq);
+        EXPECT_EQ(*r.key, expected.meta.site_id);
+        partitions_of_key[*r.key].insert(r.partition);
+        EXPECT_EQ(r.header_order,
+                  (std::vector<std::string>{"kind", "site_id", "user_id", "id", "source", "received_at"}));
+        EXPECT_EQ(r.headers.at("kind"), "entry");
+        EXPECT_EQ(r.headers.at("site_id"), expected.meta.site_id);
+        EXPECT_EQ(r.headers.at("user_id"), expected.meta.user_id);
+        EXPECT_EQ(r.headers.at("id"), expected.meta.id);
+        EXPECT_EQ(r.headers.at("source"), "gen");
+        EXPECT_EQ(r.headers.at("received_at"), hubflow::format_utc(expected.meta.received_at));
+        EXPECT_EQ(r.timestamp_ms,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(expected.meta.received_at.time_since_epoch())
+                      .count());
+    }
+    // One key, one partition: that is what keeps a site's events in order.
+    for (const auto& [key, partitions] : partitions_of_key)
+        EXPECT_EQ(partitions.size(), 1u) << key;
+}
+
+TEST_F(KafkaSinkTest, KeyFromPayloadFieldAndSelectedHeaders) {
+    cluster.create_topic("locks", 3);
+    configure(with_brokers(R"("topic": "locks", "key": "lock.id", "headers": ["id", "kind"], "compression": "lz4")"));
+    sink.start();
+    EventBatch batch = make_batches(30, 3, 30)[0];
+    batch[0].meta.received_at = {};  // no timestamp and no received_at header for this one
+    sink.write(batch);
+    sink.flush();
+    sink.stop();
+    std::vector<Record> records = consume_all(cluster.bootstraps(), "locks", 3);
+    ASSERT_EQ(records.size(), 30u);
+    for (const Record& r : records) {
+        EXPECT_EQ(*r.key, "L" + std::to_string(seq_of(r.payload) % 7));
+        EXPECT_EQ(r.header_order, (std::vector<std::string>{"id", "kind"}));
+    }
+}
+
+TEST_F(KafkaSinkTest, TopicTemplateRoutesByFieldAndKeepsNamesLegal) {
+    for (const char* topic : {"ks.entry", "ks.incident", "ks.door_open", "ks.unknown"})
+        cluster.create_topic(topic, 2);
+    configure(with_brokers(R"("topic": "ks.{kind}", "key": "")"));
+    sink.start();
+    EventBatch batch;
+    for (int i = 0; i < 10; ++i)
+        batch.push_back(make_event(1, i, i % 2 ? "incident" : "entry"));
+    batch.push_back(make_event(1, 10, "door/open"));  // '/' is not legal in a topic name
+    batch.push_back(make_event(1, 11, ""));           // no kind: the payload has none either
+    sink.write(batch);
+    sink.flush();
+    sink.stop();
+    EXPECT_EQ(consume_all(cluster.bootstraps(), "ks.entry", 2).size(), 5u);
+    EXPECT_EQ(consume_all(cluster.bootstraps(), "ks.incident", 2).size(), 5u);
+    auto odd = consume_all(cluster.bootstraps(), "ks.door_open", 2);
+    ASSERT_EQ(odd.size(), 1u);
+    EXPECT_FALSE(odd[0].key.has_value());  // "key": "" sends none
+    EXPECT_EQ(consume_all(cluster.bootstraps(), "ks.unknown", 2).size(), 1u);
+}
+
+// A partition leader goes away mid-stream: write() blocks once the in-flight bound is reached (without
+// burning CPU), and when the broker is back every event arrives exactly once, in order per key.
+TEST_F(KafkaSinkTest, BrokerDownAndUpLosesNothingAndDuplicatesNothing) {
+    cluster.create_topic("ks.entries", 6);
+    const int limit = 1000;
+    configure(with_brokers(R"("topic": "ks.entries", "max_in_flight_events": 1000)"));
+    sink.start();
+    const int count = 12000;
+    auto batches = make_batches(count, 24, 250);
+
+    clockid_t writer_clock;
+    pthread_getcpuclockid(pthread_self(), &writer_clock);
+    std::atomic<bool> blocked_seen{false};
+    double blocked_cpu = -1, blocked_wall = 0;
+    std::thread helper;
+
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+        if (i == batches.size() / 4) {
+            cluster.set_down(2);
+            helper = std::thread([&] {
+                // Wait for the queue to fill, then watch the blocked writer for a while before the broker returns.
+                auto deadline = std::chrono::steady_clock::now() + 20s;
+                while (context.metric_registry.gauges["in_flight_events"].value() < limit - 1 &&
+                       std::chrono::steady_clock::now() < deadline)
+                    std::this_thread::sleep_for(5ms);
+                blocked_seen = context.metric_registry.gauges["in_flight_events"].value() >= limit - 1;
+                double cpu0 = thread_cpu_seconds(writer_clock);
+                auto wall0 = std::chrono::steady_clock::now();
+                std::this_thread::sleep_for(600ms);  // the observation window, not a synchronisation
+                blocked_cpu = thread_cpu_seconds(writer_clock) - cpu0;
+                blocked_wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+                cluster.set_up(2);
+            });
+        }
+        sink.write(batches[i]);
+    }
+    helper.join();
+    sink.flush();
+    EXPECT_TRUE(blocked_seen.load());
+    EXPECT_LT(blocked_cpu, blocked_wall * 0.1) << "write() spun while the queue was full";
+    EXPECT_EQ(counter("delivered_events"), static_cast<std::uint64_t>(count));
+    EXPECT_EQ(counter("undelivered_events"), 0u);
+    EXPECT_EQ(counter("failed_events"), 0u);
+    sink.stop();
+    expect_exactly_once_in_order(consume_all(cluster.bootstraps(), "ks.entries", 6), count);
+}
+
+// Produce requests fail with retriable errors and lost connections; the idempotent producer's retries must
+// neither lose nor duplicate.
+TEST_F(KafkaSinkTest, RetriableProduceErrorsLoseNothingAndDuplicateNothing) {
+    cluster.create_topic("ks.entries", 4);
+    configure(with_brokers(R"("topic": "ks.entries")"));
+    sink.start();
+    auto batches = make_batches(4000, 8, 200);
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+        if (i % 5 == 1)
+            rd_kafka_mock_push_request_errors(cluster.get(), 0 /* Produce */, 4,
+                                              RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR__TRANSPORT,
+                                              RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                              RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+        sink.write(batches[i]);
+    }
+    sink.flush();
+    EXPECT_EQ(counter("delivered_events"), 4000u);
+    sink.stop();
+    expect_exactly_once_in_order(consume_all(cluster.bootstraps(), "ks.entries", 4), 4000);
+}
+
+// A fatal error makes the producer unusable: the sink recreates it and produces again what was not acknowledged.
+TEST_F(KafkaSinkTest, FatalErrorRecreatesTheProducerAndResendsUnacknowledged) {
+    cluster.create_topic("ks.entries", 4);
+    // A long linger keeps the second part in librdkafka's queue until the fatal error purges it.
+    configure(with_brokers(R"("topic": "ks.entries", "properties": {"linger.ms": 60000})"));
+    sink.start();
+    auto batches = make_batches(3000, 6, 500);
+    sink.write(batches[0]);
+    sink.write(batches[1]);
+    sink.flush();  // the first 1000 acknowledged
+    ASSERT_EQ(counter("delivered_events"), 1000u);
+    sink.write(batches[2]);
+    sink.write(batches[3]);
+    ASSERT_EQ(rd_kafka_test_fatal_error(sink.producer_for_testing(), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                        "raised by the test"),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+    sink.write(batches[4]);
+    sink.write(batches[5]);
+    sink.flush();
+    EXPECT_EQ(counter("producer_restarts"), 1u);
+    EXPECT_EQ(counter("retried_events"), 1000u);
+    EXPECT_EQ(counter("delivered_events"), 3000u);
+    EXPECT_EQ(counter("undelivered_events"), 0u);
+    EXPECT_TRUE(context.logger.contains("fatal producer error"));
+    sink.stop();
+    expect_exactly_once_in_order(consume_all(cluster.bootstraps(), "ks.entries", 4), 3000);
+}
+
+// All brokers gone at shutdown: flush gives up after flush_timeout_ms and says exactly how many events were
+// not delivered.
+TEST_F(KafkaSinkTest, ShutdownWithBrokersDownCountsWhatWasNotDelivered) {
+    cluster.create_topic("ks.entries", 3);
+    configure(with_brokers(R"("topic": "ks.entries", "flush_timeout_ms": 300)"));
+    sink.start();
+    sink.write(make_batches(100, 4, 100)[0]);
+    sink.flush();
+    ASSERT_EQ(counter("delivered_events"), 100u);
+    for (int b = 1; b <= 3; ++b)
+        cluster.set_down(b);
+    sink.write(make_batches(250, 4, 250, 100)[0]);
+    auto t0 = std::chrono::steady_clock::now();
+    sink.flush();
+    auto took = std::chrono::steady_clock::now() - t0;
+    sink.stop();
+    EXPECT_GE(took, 250ms);
+    EXPECT_LT(took, 3s);
+    EXPECT_EQ(counter("delivered_events"), 100u);
+    EXPECT_EQ(counter("undelivered_events"), 250u);
+    EXPECT_TRUE(context.logger.contains("250 events were not delivered")) << "log says how many";
+}
+
+// Once the host is stopping, a write() held back by a full queue gives up at the flush deadline instead of
+// outlasting the grace period, and counts every event it could not hand over.
+TEST_F(KafkaSinkTest, BlockedWriteGivesUpWhenStoppingAndCountsEveryEvent) {
+    cluster.create_topic("ks.entries", 3);
+    configure(with_brokers(R"("topic": "ks.entries", "flush_timeout_ms": 300, "max_in_flight_events": 100)"));
+    sink.start();
+    for (int b = 1; b <= 3; ++b)
+        cluster.set_down(b);
+    context.stop_requested = true;
+    auto t0 = std::chrono::steady_clock::now();
+    sink.write(make_batches(1000, 4, 1000)[0]);
+    sink.flush();
+    auto took = std::chrono::steady_clock::now() - t0;
+    sink.stop();
+    EXPECT_LT(took, 3s);
+    EXPECT_EQ(counter("delivered_events") + counter("undelivered_events"), 1000u);
+    EXPECT_EQ(counter("undelivered_events"), 1000u);
+}
+
+TEST_F(KafkaSinkTest, IdleTicksServeDeliveryReports) {
+    cluster.create_topic("ks.entries", 2);
+    configure(with_brokers(R"("topic": "ks.entries")"));
+    sink.start();
+    sink.write(make_batches(10, 2, 10)[0]);
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (counter("delivered_events") < 10 && std::chrono::steady_clock::now() < deadline)
+        sink.tick();  // the host calls tick() on idle nodes every tick_interval()
+    EXPECT_EQ(counter("delivered_events"), 10u);
+    sink.stop();
+}
+
+class KafkaConfigTest : public ::testing::Test {
+protected:
+    // The key the ConfigError names, or "" when configure() accepted the settings.
+    std::string error_key(const std::string& json, std::string* detail = nullptr) {
+        hubflow::testing::FakeContext context("bus");
+        KafkaSink sink;
+        Value config = hubflow::testing::node_config(KafkaSink::describe(), json);
+        try {
+            sink.configure(ConfigView(config), context);
+        } catch (const ConfigError& e) {
+            if (detail) *detail = e.detail();
+            return e.key();
+        }
+        return "";
+    }
+};
+
+TEST_F(KafkaConfigTest, AcceptsAFullConfiguration) {
+    EXPECT_EQ(error_key(R"({"brokers": "127.0.0.1:9092", "topic": "ks.{kind}.%Y", "key": "payload.lock.id",
+                            "headers": false, "compression": "zstd", "idempotent": false,
+                            "properties": {"acks": "1", "linger.ms": 20, "socket.keepalive.enable": true}})"),
+              "");
+}
+
+TEST_F(KafkaConfigTest, MissingBrokers) {
+    EXPECT_EQ(error_key(R"({"topic": "t"})"), "brokers");
+    EXPECT_EQ(error_key(R"({"brokers": " , ", "topic": "t"})"), "brokers");
+}
+
+TEST_F(KafkaConfigTest, UnknownPropertyIsNamedWithLibrdkafkasWords) {
+    std::string detail;
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "properties": {"lingr.ms": "5"}})", &detail),
+              "properties.lingr.ms");
+    EXPECT_NE(detail.find("No such configuration property"), std::string::npos) << detail;
+}
+
+TEST_F(KafkaConfigTest, BadPropertyValueIsNamed) {
+    std::string detail;
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "properties": {"acks": "sometimes"}})", &detail),
+              "properties.acks");
+    EXPECT_FALSE(detail.empty());
+}
+
+TEST_F(KafkaConfigTest, PropertiesTheSinkOwnsPointToItsKey) {
+    std::string detail;
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "properties": {"bootstrap.servers": "x:1"}})", &detail),
+              "properties.bootstrap.servers");
+    EXPECT_NE(detail.find("brokers"), std::string::npos);
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "properties": {"enable.idempotence": "false"}})"),
+              "properties.enable.idempotence");
+}
+
+TEST_F(KafkaConfigTest, CombinationLibrdkafkaRefuses) {
+    std::string detail;
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "properties": {"acks": "1"}})", &detail), "properties");
+    EXPECT_NE(detail.find("acks"), std::string::npos) << detail;
+}
+
+TEST_F(KafkaConfigTest, BadCompression) {
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "compression": "brotli"})"), "compression");
+}
+
+TEST_F(KafkaConfigTest, BadTopicKeyAndHeaders) {
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "ks entries"})"), "topic");
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "ks.{kind"})"), "topic");
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "ks.%H:%M"})"), "topic");
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "key": "lock..id"})"), "key");
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "headers": ["kind", "door"]})"), "headers");
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "headers": "yes"})"), "headers");
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "max_in_flight_events": 0})"), "max_in_flight_events");
+}
+
+}  // namespace

@@ -138,9 +138,9 @@ bool scan_string_impl(const char*& p, const char* const end, std::string* out) {
         w = out->data() + base;
         limit = out->data() + out->size();
     }
-    // Makes room for n more bytes of output; p is already past the input they come from.
-    auto make_room = [&](std::size_t n) {
-        if (static_cast<std::size_t>(limit - w) >= n) return;
+    // Makes room for n more bytes of output; p is already past the input they come from. Only called when the
+    // room left is short (rare), so the check at each call site stays inline on the hot path.
+    auto grow = [&](std::size_t n) {
         const std::size_t used = static_cast<std::size_t>(w - out->data());
         const std::size_t most = used + n + static_cast<std::size_t>(end - p);  // text <= its JSON form
         const std::size_t want = std::max(used + n, std::min(out->size() * 2, most));
@@ -149,16 +149,25 @@ bool scan_string_impl(const char*& p, const char* const end, std::string* out) {
         limit = out->data() + want;
     };
     for (;;) {
-        const char* run = p;
-        // Stretches of plain text are copied in one go; valid multi-byte characters are plain text too.
+        // Plain text is copied eight bytes at a time while it is scanned: each word is stored whole (the
+        // output has room for it) and the write position advances only past its plain bytes, so a stretch
+        // between two escapes costs no call. Valid multi-byte characters are plain text too.
         for (;;) {
             while (end - p >= 8) {
-                const std::uint64_t hits = attention_bytes(load8(p));
+                const std::uint64_t word = load8(p);
+                const std::uint64_t hits = attention_bytes(word);
+                if constexpr (Write) {
+                    if (static_cast<std::size_t>(limit - w) < 8) grow(8);
+                    std::memcpy(w, &word, 8);
+                }
                 if (hits) {
-                    p += first_flagged(hits);
+                    const auto plain = first_flagged(hits);
+                    p += plain;
+                    if constexpr (Write) w += plain;
                     break;
                 }
                 p += 8;
+                if constexpr (Write) w += 8;
             }
             if (p >= end) return false;
             const auto c = static_cast<unsigned char>(*p);
@@ -166,17 +175,20 @@ bool scan_string_impl(const char*& p, const char* const end, std::string* out) {
                 const std::size_t n = utf8_sequence_length(reinterpret_cast<const unsigned char*>(p),
                                                            reinterpret_cast<const unsigned char*>(end));
                 if (n == 0) return false;
+                if constexpr (Write) {
+                    if (static_cast<std::size_t>(limit - w) < n) grow(n);
+                    std::memcpy(w, p, n);
+                    w += n;
+                }
                 p += n;
                 continue;
             }
             if (c < 0x20 || c == '"' || c == '\\') break;
+            if constexpr (Write) {
+                if (static_cast<std::size_t>(limit - w) < 1) grow(1);
+                *w++ = static_cast<char>(c);
+            }
             ++p;
-        }
-        if constexpr (Write) {
-            const auto n = static_cast<std::size_t>(p - run);
-            make_room(n);
-            std::memcpy(w, run, n);
-            w += n;
         }
         const char c = *p++;
         if (c == '"') {
@@ -220,7 +232,7 @@ bool scan_string_impl(const char*& p, const char* const end, std::string* out) {
                     cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
                 }
                 if constexpr (Write) {
-                    make_room(4);
+                    if (static_cast<std::size_t>(limit - w) < 4) grow(4);
                     w = put_utf8(w, cp);
                 }
                 continue;
@@ -229,7 +241,7 @@ bool scan_string_impl(const char*& p, const char* const end, std::string* out) {
                 return false;
         }
         if constexpr (Write) {
-            make_room(1);
+            if (static_cast<std::size_t>(limit - w) < 1) grow(1);
             *w++ = plain;
         }
     }

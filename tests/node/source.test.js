@@ -328,3 +328,40 @@ test("a 403 is a configuration error: logged as such and retried on the long bac
 function hubClients(hub) {
   return hub.wss ? [...hub.wss.clients] : [];
 }
+
+test("wss://: the hub's certificate is checked against the CAs and the URL's host; insecure skips it, loudly", async () => {
+  const tls = fs.mkdtempSync(path.join(dir, "tls-"));
+  const made = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+    "-keyout", path.join(tls, "key.pem"), "-out", path.join(tls, "cert.pem"), "-subj", "/CN=127.0.0.1",
+    "-addext", "subjectAltName=IP:127.0.0.1"], { encoding: "utf8" });
+  assert.equal(made.status, 0, made.stderr);
+  const roles = path.join(tls, "roles.json");
+  fs.writeFileSync(roles, JSON.stringify({ "site-t": { admin: "site_admin" } }));
+  const hub = runHubflow("tls-hub", {
+    data_dir: path.join(tls, "state"),
+    sources: { g: { type: "generator", rate: 200, sites: ["site-t"], incident_ratio: 0 } },
+    sinks: { hub: { type: "signalr_hub", inputs: ["g"], listen: "127.0.0.1:0", auth: { hs256_secret: SECRET },
+                    tls: { cert: path.join(tls, "cert.pem"), key: path.join(tls, "key.pem") }, roles: { file: roles } } },
+  });
+  await waitFor(() => /on wss:\/\/127\.0\.0\.1:(\d+)/.test(hub.text), 10000, "the TLS hub to listen");
+  const port = /on wss:\/\/127\.0\.0\.1:(\d+)/.exec(hub.text)[1];
+  const token = mintToken(HUBFLOW, SECRET, "admin");
+  const at = (host) => `wss://${host}:${port}/v1/hub/entries?site_id=site-t`;
+  const trusted = consumer("tls-trusted", { url: at("127.0.0.1"), auth: { token }, tls: { ca_file: path.join(tls, "cert.pem"), insecure: false } });
+  const unknownCa = consumer("tls-unknown-ca", { url: at("127.0.0.1"), auth: { token } });
+  const wrongName = consumer("tls-wrong-name", { url: at("localhost"), auth: { token }, tls: { ca_file: path.join(tls, "cert.pem"), insecure: false } });
+  const insecure = consumer("tls-insecure", { url: at("localhost"), auth: { token }, tls: { ca_file: "", insecure: true } });
+  try {
+    await waitFor(() => lines(trusted.out).length >= 5 && lines(insecure.out).length >= 5, 15000, "events over wss://");
+    await waitFor(() => /TLS handshake with 127\.0\.0\.1 failed: self[- ]signed certificate/.test(unknownCa.text), 10000,
+      "the unknown CA to be refused");
+    await waitFor(() => /TLS handshake with localhost failed: .*(mismatch|hostname)/i.test(wrongName.text), 10000,
+      "the host name mismatch to be refused");
+    assert.equal(lines(unknownCa.out).length, 0);
+    assert.equal(lines(wrongName.out).length, 0);
+    assert.match(insecure.text, /tls\.insecure is on: hub certificates and host names are NOT checked/);
+  } finally {
+    for (const c of [trusted, unknownCa, wrongName, insecure]) assert.equal(await stop(c), 0);
+    await stop(hub);
+  }
+});

@@ -1,5 +1,6 @@
 #include "client/hub_client.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -265,11 +266,19 @@ private:
         c.ssl = SSL_new(tls_->sslContext());
         SSL_set_fd(c.ssl, c.fd);
         SSL_set_connect_state(c.ssl);
-        SSL_set_tlsext_host_name(c.ssl, c.ep.host.c_str());
+        // An IP literal is matched against the certificate's IP addresses and sent without SNI (RFC 6066);
+        // a name against its DNS names.
+        in6_addr ip{};
+        const bool ip_literal =
+            inet_pton(AF_INET, c.ep.host.c_str(), &ip) == 1 || inet_pton(AF_INET6, c.ep.host.c_str(), &ip) == 1;
+        if (!ip_literal) SSL_set_tlsext_host_name(c.ssl, c.ep.host.c_str());
         if (!s_.insecure) {
             // The chain is checked against the CAs by OpenSSL; the name must match the URL's host.
             SSL_set_verify(c.ssl, SSL_VERIFY_PEER, nullptr);
-            SSL_set1_host(c.ssl, c.ep.host.c_str());
+            if (ip_literal)
+                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c.ssl), c.ep.host.c_str());
+            else
+                SSL_set1_host(c.ssl, c.ep.host.c_str());
         }
         c.phase = Phase::tls;
         drive_tls(c);

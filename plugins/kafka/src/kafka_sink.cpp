@@ -530,7 +530,9 @@ bool KafkaSink::wait_for_room() {
     if (deadline && steady::now() >= *deadline) return false;
     serve(deadline ? millis_until(*deadline) : poll_slice_ms);
     update_gauge();
-    resend_returned();
+    // What a restart just took back is older than the message waiting here; inside a re-send round the
+    // round's own remaining messages are older still and go first.
+    if (!resending_) resend_returned();
     return true;
 }
 

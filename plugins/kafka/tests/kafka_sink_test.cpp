@@ -196,6 +196,22 @@ TEST_F(KafkaSinkTest, TopicTemplateRoutesByFieldAndKeepsNamesLegal) {
     EXPECT_EQ(consume_all(cluster.bootstraps(), "ks.unknown", 2).size(), 1u);
 }
 
+// An event librdkafka refuses for good is counted and logged; the others are delivered.
+TEST_F(KafkaSinkTest, PermanentRefusalIsCountedAndTheRestDelivered) {
+    cluster.create_topic("ks.entries", 2);
+    configure(with_brokers(R"("topic": "ks.entries", "properties": {"message.max.bytes": 2000})"));
+    sink.start();
+    EventBatch batch = make_batches(20, 2, 20)[0];
+    batch[5].payload = R"({"seq":5,"pad":")" + std::string(5000, 'x') + R"("})";
+    sink.write(batch);
+    sink.flush();
+    sink.stop();
+    EXPECT_EQ(counter("failed_events"), 1u);
+    EXPECT_EQ(counter("delivered_events"), 19u);
+    EXPECT_TRUE(context.logger.contains("counted in failed_events"));
+    EXPECT_EQ(consume_all(cluster.bootstraps(), "ks.entries", 2).size(), 19u);
+}
+
 // A partition leader goes away mid-stream: write() blocks once the in-flight bound is reached (without
 // burning CPU), and when the broker is back every event arrives exactly once, in order per key.
 TEST_F(KafkaSinkTest, BrokerDownAndUpLosesNothingAndDuplicatesNothing) {

@@ -1,0 +1,97 @@
+// The real hubflow program: generator -> webhook into a receiver that this test process runs, which fails the
+// first requests so that retries happen through the host too.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "process.h"
+#include "receiver.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using hubflow::webhook::test::Received;
+using hubflow::webhook::test::Receiver;
+using hubflow::webhook::test::Reply;
+
+const std::string hubflow_bin = std::string(HUBFLOW_BINARY_DIR) + "/bin/hubflow";
+
+std::uint64_t logged_counter(const std::string& log, const std::string& node, const std::string& counter) {
+    std::smatch line;
+    if (!std::regex_search(log, line, std::regex("\\[" + node + "\\] (received_events=[^\\n]*)"))) return UINT64_MAX;
+    std::string text = " " + line[1].str();
+    std::smatch m;
+    if (!std::regex_search(text, m, std::regex(" " + counter + "=(\\d+)"))) return UINT64_MAX;
+    return std::stoull(m[1]);
+}
+
+class WebhookProcess : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir = fs::temp_directory_path() / ("hubflow-webhook-" + std::to_string(::getpid()) + "-" +
+                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+    }
+    void TearDown() override { fs::remove_all(dir); }
+
+    std::string write_pipeline(const std::string& text) {
+        fs::path p = dir / "pipeline.json";
+        std::ofstream(p) << text;
+        return p.string();
+    }
+
+    fs::path dir;
+};
+
+TEST_F(WebhookProcess, GeneratorToWebhookDeliversEveryEvent) {
+    Receiver receiver;
+    receiver.respond([](const Received&, int n) { return n < 2 ? Reply{503, "warming up"} : Reply{200}; });
+    // The URL and the token come from the environment, as a deployment would pass them.
+    std::string pipeline = write_pipeline(R"({
+      "sources": {"gen": {"type": "generator", "count": 2000, "seed": 7}},
+      "sinks": {"hook": {"type": "webhook", "inputs": ["gen"], "url": "${HOOK_URL}",
+                         "auth": {"bearer": "${HOOK_TOKEN}"}, "encoding": "ndjson",
+                         "batch": {"max_events": 100}, "retry": {"initial_ms": 10, "max_ms": 50},
+                         "dead_letter": ")" +
+                                          (dir / "dead.jsonl").string() +
+                                          R"("}}
+    })");
+    const std::map<std::string, std::string> env = {{"HOOK_URL", receiver.url("/in")}, {"HOOK_TOKEN", "t0k3n"}};
+    auto validated = hubflow::test::run_program(hubflow_bin, {"validate", pipeline}, env);
+    ASSERT_EQ(validated.code, 0) << validated.err;
+
+    auto r = hubflow::test::run_program(hubflow_bin, {"run", pipeline}, env);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(logged_counter(r.err, "hook", "delivered_events"), 2000u) << r.err;
+    EXPECT_EQ(logged_counter(r.err, "hook", "retries"), 2u) << r.err;
+    EXPECT_EQ(logged_counter(r.err, "hook", "undelivered_events"), 0u) << r.err;
+    EXPECT_EQ(r.err.find("t0k3n"), std::string::npos) << "the token was logged";
+
+    std::size_t lines = 0;
+    for (const auto& req : receiver.requests()) {
+        EXPECT_EQ(req.header("authorization"), "Bearer t0k3n");
+        if (req.header("content-type") != "application/x-ndjson") continue;
+        lines += static_cast<std::size_t>(std::count(req.body.begin(), req.body.end(), '\n'));
+    }
+    // 2 failed requests of 100 events came again, so 200 lines were received twice.
+    EXPECT_EQ(lines, 2200u);
+}
+
+TEST_F(WebhookProcess, ValidateNamesNodeAndKey) {
+    std::string pipeline = write_pipeline(R"({
+      "sources": {"gen": {"type": "generator", "count": 1}},
+      "sinks": {"hook": {"type": "webhook", "inputs": ["gen"], "url": "http://127.0.0.1:1/x",
+                         "batch": {"max_events": 10}, "encoding": "json"}}
+    })");
+    auto r = hubflow::test::run_program(hubflow_bin, {"validate", pipeline});
+    EXPECT_EQ(r.code, 65) << r.err;
+    EXPECT_NE(r.err.find("node 'hook', key 'encoding'"), std::string::npos) << r.err;
+}
+
+}  // namespace

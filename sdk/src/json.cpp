@@ -10,43 +10,58 @@ namespace hubflow {
 
 void append_json_string(std::string& out, std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";
-    out += '"';
-    std::size_t run_start = 0;
+    // Written through a pointer into room made once: every escape but \u00XX at most doubles a byte, and the
+    // rare control character makes more room for itself. One store per plain byte, no append call per run: the
+    // hub serialises every event through here.
+    const std::size_t base = out.size();
+    out.resize(base + 2 + text.size() * 2);
+    char* w = out.data() + base;
+    *w++ = '"';
     for (std::size_t i = 0; i < text.size(); ++i) {
-        auto c = static_cast<unsigned char>(text[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        out.append(text.data() + run_start, i - run_start);
-        run_start = i + 1;
+        const char ch = text[i];
+        const auto c = static_cast<unsigned char>(ch);
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *w++ = ch;
+            continue;
+        }
+        *w++ = '\\';
         switch (c) {
             case '"':
-                out += "\\\"";
+                *w++ = '"';
                 break;
             case '\\':
-                out += "\\\\";
+                *w++ = '\\';
                 break;
             case '\n':
-                out += "\\n";
+                *w++ = 'n';
                 break;
             case '\r':
-                out += "\\r";
+                *w++ = 'r';
                 break;
             case '\t':
-                out += "\\t";
+                *w++ = 't';
                 break;
             case '\b':
-                out += "\\b";
+                *w++ = 'b';
                 break;
             case '\f':
-                out += "\\f";
+                *w++ = 'f';
                 break;
-            default:
-                out += "\\u00";
-                out += hex[c >> 4];
-                out += hex[c & 0xF];
+            default: {
+                // \u00XX: four more bytes than the doubling allowed for.
+                const std::size_t used = static_cast<std::size_t>(w - out.data());
+                out.resize(out.size() + 4);
+                w = out.data() + used;
+                *w++ = 'u';
+                *w++ = '0';
+                *w++ = '0';
+                *w++ = hex[c >> 4];
+                *w++ = hex[c & 0xF];
+            }
         }
     }
-    out.append(text.data() + run_start, text.size() - run_start);
-    out += '"';
+    *w++ = '"';
+    out.resize(static_cast<std::size_t>(w - out.data()));
 }
 
 namespace {

@@ -64,6 +64,32 @@ TEST(JsonHelpers, AppendJsonStringEscapes) {
     EXPECT_EQ(out, R"("a\"b\\c\n\u0001\t")");
 }
 
+TEST(JsonHelpers, AppendJsonStringMatchesAPlainReferenceOnEveryByte) {
+    // Every byte value, control characters in a row (each needs more room than the doubling allows), after
+    // text already in the buffer.
+    std::string text;
+    for (int round = 0; round < 3; ++round)
+        for (int c = 0; c < 256; ++c) text += static_cast<char>(c);
+    text += std::string(40, '\x1f');
+    std::string expected = "prefix\"";
+    for (unsigned char c : text) {
+        static constexpr char hex[] = "0123456789abcdef";
+        if (c == '"') expected += "\\\"";
+        else if (c == '\\') expected += "\\\\";
+        else if (c == '\n') expected += "\\n";
+        else if (c == '\r') expected += "\\r";
+        else if (c == '\t') expected += "\\t";
+        else if (c == '\b') expected += "\\b";
+        else if (c == '\f') expected += "\\f";
+        else if (c < 0x20) expected += std::string("\\u00") + hex[c >> 4] + hex[c & 0xF];
+        else expected += static_cast<char>(c);
+    }
+    expected += '"';
+    std::string out = "prefix";
+    append_json_string(out, text);
+    EXPECT_EQ(out, expected);
+}
+
 TEST(JsonHelpers, FieldPathReadsMetadataThenPayload) {
     Event e;
     e.payload = R"({"id":"p-1","user_id":null,"lock":{"id":"L\"1","n":5,"deep":{"x":[1,{"y":2}]}},"ok":true})";

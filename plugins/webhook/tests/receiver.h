@@ -50,8 +50,10 @@ struct Reply {
 
 class Receiver {
 public:
-    // Port 0: the system picks one. `threads` bounds the requests served at once.
-    explicit Receiver(std::uint16_t port = 0, int threads = 16) : socket_(Poco::Net::SocketAddress("127.0.0.1", port)) {
+    // Port 0: the system picks one. `threads` bounds the requests served at once. With `keep` false the
+    // requests are only counted (a benchmark's receiver), and a script sees them without their body.
+    explicit Receiver(std::uint16_t port = 0, int threads = 16, bool keep = true)
+        : socket_(Poco::Net::SocketAddress("127.0.0.1", port)), keep_(keep) {
         auto params = new Poco::Net::HTTPServerParams;
         params->setMaxThreads(threads);
         params->setMaxQueued(256);
@@ -102,7 +104,11 @@ public:
     }
     std::size_t count() const {
         std::lock_guard lock(mutex_);
-        return requests_.size();
+        return keep_ ? requests_.size() : counted_;
+    }
+    std::uint64_t body_bytes() const {
+        std::lock_guard lock(mutex_);
+        return body_bytes_;
     }
     // Waits until `pred(requests)` holds; false at the deadline.
     bool wait_until(const std::function<bool(const std::vector<Received>&)>& pred,
@@ -139,19 +145,20 @@ private:
                 r.headers[lower] = value;
             }
             Poco::StreamCopier::copyToString(request.stream(), r.raw_body);
-            if (r.header("content-encoding") == "gzip") {
+            if (owner_.keep_ && r.header("content-encoding") == "gzip") {
                 std::istringstream compressed(r.raw_body);
                 Poco::InflatingInputStream inflate(compressed, Poco::InflatingStreamBuf::STREAM_GZIP);
                 Poco::StreamCopier::copyToString(inflate, r.body);
-            } else {
+            } else if (owner_.keep_) {
                 r.body = r.raw_body;
             }
 
             Reply reply;
             {
                 std::unique_lock lock(owner_.mutex_);
-                const int n = static_cast<int>(owner_.requests_.size());
-                owner_.requests_.push_back(r);
+                const int n = static_cast<int>(owner_.counted_++);
+                owner_.body_bytes_ += r.raw_body.size();
+                if (owner_.keep_) owner_.requests_.push_back(r);
                 ++owner_.active_;
                 owner_.max_active_ = std::max(owner_.max_active_, owner_.active_);
                 owner_.changed_.notify_all();
@@ -186,7 +193,10 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable changed_;
     std::function<Reply(const Received&, int)> script_;
+    bool keep_;
     std::vector<Received> requests_;
+    std::size_t counted_ = 0;
+    std::uint64_t body_bytes_ = 0;
     bool held_ = false;
     int active_ = 0;
     int max_active_ = 0;

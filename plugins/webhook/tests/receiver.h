@@ -53,7 +53,10 @@ public:
     // Port 0: the system picks one. `threads` bounds the requests served at once. With `keep` false the
     // requests are only counted (a benchmark's receiver), and a script sees them without their body.
     explicit Receiver(std::uint16_t port = 0, int threads = 16, bool keep = true)
-        : socket_(Poco::Net::SocketAddress("127.0.0.1", port)), keep_(keep) {
+        : Receiver(Poco::Net::ServerSocket(Poco::Net::SocketAddress("127.0.0.1", port)), "http", threads, keep) {}
+    // On a socket of the caller's, e.g. a SecureServerSocket for https.
+    Receiver(const Poco::Net::ServerSocket& socket, std::string scheme, int threads = 16, bool keep = true)
+        : socket_(socket), scheme_(std::move(scheme)), keep_(keep) {
         auto params = new Poco::Net::HTTPServerParams;
         params->setMaxThreads(threads);
         params->setMaxQueued(256);
@@ -76,7 +79,7 @@ public:
 
     std::uint16_t port() const { return port_; }
     std::string url(const std::string& path = "/hook") const {
-        return "http://127.0.0.1:" + std::to_string(port()) + path;
+        return scheme_ + "://127.0.0.1:" + std::to_string(port()) + path;
     }
 
     // How to answer request number n (0-based, in arrival order).
@@ -189,6 +192,7 @@ private:
 
     Poco::Net::ServerSocket socket_;
     std::uint16_t port_ = 0;
+    std::string scheme_;
     std::unique_ptr<Poco::Net::HTTPServer> server_;
     mutable std::mutex mutex_;
     std::condition_variable changed_;

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -26,6 +29,9 @@
 #include "hubflow/testing/fake_context.h"
 #include "hubflow/testing/node_config.h"
 #include "receiver.h"
+
+#include <Poco/Net/Context.h>
+#include <Poco/Net/SecureServerSocket.h>
 
 namespace {
 
@@ -550,6 +556,109 @@ TEST_F(WebhookSinkTest, ConfigErrorsNameTheKey) {
             EXPECT_EQ(std::string(e.what()).find("not*base64"), std::string::npos) << "secret in the message";
         }
     }
+}
+
+// ---- HTTPS: the receiver's certificate is verified against the system's CAs plus tls.ca_file ----
+
+struct X509Free {
+    void operator()(X509* p) const { X509_free(p); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+struct PkeyFree {
+    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+
+void add_extension(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, ctx, nid, value);
+    ASSERT_NE(ext, nullptr) << value;
+    X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+}
+
+// A certificate for 127.0.0.1 signed by `issuer`, or a CA certificate when `issuer` is null and `ca`.
+X509Ptr make_certificate(EVP_PKEY* key, bool ca, EVP_PKEY* issuer_key = nullptr, X509* issuer = nullptr) {
+    static long serial = 1;
+    X509Ptr cert(X509_new());
+    X509_set_version(cert.get(), 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial++);
+    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600);
+    X509_set_pubkey(cert.get(), key);
+    X509_NAME* subject = X509_get_subject_name(cert.get());
+    const char* name = ca ? "hubflow webhook test CA" : "127.0.0.1";
+    X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(name), -1, -1, 0);
+    X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : subject);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer ? issuer : cert.get(), cert.get(), nullptr, nullptr, 0);
+    if (ca) {
+        add_extension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE");
+        add_extension(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
+    } else {
+        add_extension(cert.get(), &ctx, NID_basic_constraints, "CA:FALSE");
+        add_extension(cert.get(), &ctx, NID_subject_alt_name, "IP:127.0.0.1");
+    }
+    X509_sign(cert.get(), issuer_key ? issuer_key : key, EVP_sha256());
+    return cert;
+}
+
+void write_pem(const std::string& path, X509* cert, EVP_PKEY* key = nullptr) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    if (cert) PEM_write_X509(f, cert);
+    if (key) PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+    std::fclose(f);
+}
+
+class WebhookHttpsTest : public WebhookSinkTest {
+protected:
+    // An HTTPS receiver whose certificate comes from a CA of this test (written to ca_file) or is self-signed.
+    std::unique_ptr<Receiver> https_receiver(bool from_ca) {
+        PkeyPtr ca_key(EVP_EC_gen("P-256"));
+        X509Ptr ca = make_certificate(ca_key.get(), true);
+        write_pem(ca_file, ca.get());
+        PkeyPtr key(EVP_EC_gen("P-256"));
+        X509Ptr cert =
+            from_ca ? make_certificate(key.get(), false, ca_key.get(), ca.get()) : make_certificate(key.get(), false);
+        const std::string cert_file = (dir / "server.crt").string(), key_file = (dir / "server.key").string();
+        write_pem(cert_file, cert.get());
+        write_pem(key_file, nullptr, key.get());
+        Poco::Net::Context::Ptr context = new Poco::Net::Context(Poco::Net::Context::SERVER_USE, key_file, cert_file,
+                                                                 "", Poco::Net::Context::VERIFY_NONE);
+        Poco::Net::SecureServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0), 64, context);
+        return std::make_unique<Receiver>(socket, "https");
+    }
+    std::string ca_file = (dir / "ca.pem").string();
+};
+
+TEST_F(WebhookHttpsTest, TrustsTheCaFile) {
+    auto server = https_receiver(true);
+    start(with_url(R"("tls": {"ca_file": ")" + ca_file + R"("})", server->url()));
+    sink->write(make_batch(0, 2));
+    sink->flush();
+    EXPECT_EQ(server->count(), 2u);
+    EXPECT_EQ(counter("delivered_events"), 2u);
+}
+
+TEST_F(WebhookHttpsTest, RefusesAnUntrustedCertificate) {
+    auto server = https_receiver(true);
+    start(with_url(R"("retry": {"initial_ms": 5, "max_ms": 10, "max_attempts": 2})", server->url()));
+    sink->write(make_batch(0, 1));
+    sink->flush();
+    EXPECT_EQ(server->count(), 0u);
+    EXPECT_EQ(counter("delivered_events"), 0u);
+    EXPECT_EQ(counter("failed_events"), 1u);
+    EXPECT_TRUE(context.logger.contains("ertificate")) << context.logger.lines.back().second;
+}
+
+TEST_F(WebhookHttpsTest, InsecureAcceptsASelfSignedCertificate) {
+    auto server = https_receiver(false);
+    start(with_url(R"("tls": {"insecure": true})", server->url()));
+    sink->write(make_batch(0, 1));
+    sink->flush();
+    EXPECT_EQ(server->count(), 1u);
+    EXPECT_EQ(counter("delivered_events"), 1u);
 }
 
 }  // namespace

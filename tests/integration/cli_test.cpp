@@ -247,7 +247,10 @@ TEST_F(Cli, EveryExamplePipelineValidates) {
     for (const auto& entry : fs::directory_iterator(pipelines)) {
         if (entry.path().extension() != ".json") continue;
         auto r = run_program(hubflow_bin, {"validate", entry.path().string()},
-                             {{"KS_SITE", "site-1"}, {"KS_TOKEN", "token"}, {"HUBFLOW_OUT", dir.string()}});
+                             {{"KS_SITE", "site-1"},
+                              {"KS_TOKEN", "token"},
+                              {"HOOK_SIGNING_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+                              {"HUBFLOW_OUT", dir.string()}});
         EXPECT_EQ(r.code, 0) << entry.path() << "\n" << r.err;
         ++checked;
     }

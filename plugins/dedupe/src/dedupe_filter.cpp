@@ -1,20 +1,12 @@
 #include "dedupe_filter.h"
 
 #include <algorithm>
+#include <system_error>
 
 #include "hubflow/json_parse.h"
 #include "hubflow/value.h"
 
 namespace hubflow::dedupe {
-
-std::uint64_t key_hash(std::string_view text) {
-    std::uint64_t h = 14695981039346656037ull;
-    for (unsigned char c : text) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 namespace {
 
@@ -59,7 +51,10 @@ ComponentDescription DedupeFilter::describe() {
               .type = F::strings,
               .default_json = "[]",
               .doc = "instead of `fields`: the key is the whole payload (and kind, site) except these payload paths"},
-             {.name = "cache_size", .type = F::integer, .default_json = "5000", .doc = "keys remembered (LRU)"},
+             {.name = "cache_size",
+              .type = F::integer,
+              .default_json = "5000",
+              .doc = "keys remembered (LRU); about 32 bytes each"},
              {.name = "max_age_s",
               .type = F::number,
               .default_json = "0",
@@ -105,7 +100,7 @@ void DedupeFilter::configure(const ConfigView& config, Context& context) {
             ignored_.push_back(std::move(path));
         }
     }
-    cache_size_ = static_cast<std::size_t>(config.integer_in("cache_size", 1, 100'000'000));
+    cache_size_ = static_cast<std::size_t>(config.integer_in("cache_size", 1, SeenCache::max_capacity));
     max_age_ = std::chrono::milliseconds(static_cast<std::int64_t>(config.number_in("max_age_s", 0, 1e8) * 1000));
     persist_ = config.boolean("persist");
     persist_interval_ =
@@ -113,6 +108,7 @@ void DedupeFilter::configure(const ConfigView& config, Context& context) {
     dropped_ = &context.metrics().counter("duplicates_dropped", "events dropped as already seen");
     keyless_ = &context.metrics().counter("keyless_passed", "events with none of the key fields, passed on");
     cached_ = &context.metrics().gauge("cached_keys", "keys in the cache");
+    cache_bytes_ = &context.metrics().gauge("cache_bytes", "memory held by the cache");
 }
 
 void DedupeFilter::start() {
@@ -125,10 +121,20 @@ void DedupeFilter::start() {
             context_->log().info("loaded ", cache_->size(), " keys from ", cache_file_.string());
     } catch (const std::exception& e) {
         // A damaged file must not stop the pipeline; duplicates of events seen before it may pass this once.
-        context_->log().warn("ignoring the saved cache: ", e.what(), "; starting empty");
-        cache_ = std::make_unique<SeenCache>(cache_size_, max_age_);
+        // It is set aside rather than overwritten at the next save, so that it can be examined.
+        std::filesystem::path aside = cache_file_;
+        aside += ".damaged";
+        std::error_code ignored;
+        std::filesystem::rename(cache_file_, aside, ignored);
+        context_->log().warn("ignoring the saved cache: ", e.what(), "; starting empty (file kept as ", aside.string(),
+                             ")");
     }
+    update_gauges();
+}
+
+void DedupeFilter::update_gauges() {
     cached_->set(static_cast<std::int64_t>(cache_->size()));
+    cache_bytes_->set(static_cast<std::int64_t>(cache_->memory_bytes()));
 }
 
 bool DedupeFilter::key_of(const Event& event, std::string& out) const {
@@ -161,29 +167,37 @@ bool DedupeFilter::key_of(const Event& event, std::string& out) const {
 
 void DedupeFilter::process(const SharedBatch& batch) {
     if (!cache_) start();
+    const EventBatch& events = *batch;
     const auto now = context_->clock().now();
-    std::vector<bool> keep(batch->size(), true);
+    keep_.assign(events.size(), 1);
     std::size_t dropped = 0, keyless = 0;
-    for (std::size_t i = 0; i < batch->size(); ++i) {
-        if (!key_of((*batch)[i], scratch_)) {
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        if (!key_of(events[i], scratch_)) {
             ++keyless;
             continue;
         }
         if (cache_->seen(key_hash(scratch_), now)) {
-            keep[i] = false;
+            keep_[i] = 0;
             ++dropped;
         }
     }
+    dirty_ = dirty_ || !events.empty();
     dropped_->add(dropped);
     keyless_->add(keyless);
-    cached_->set(static_cast<std::int64_t>(cache_->size()));
+    update_gauges();
     if (dropped == 0) {
         context_->emit(batch);  // nothing dropped: the same shared batch goes on
-    } else if (dropped < batch->size()) {
-        EventBatch out;
-        out.reserve(batch->size() - dropped);
-        for (std::size_t i = 0; i < batch->size(); ++i)
-            if (keep[i]) out.push_back((*batch)[i]);
+    } else if (dropped < events.size()) {
+        // The input is shared and immutable, so the survivors are copied; into recycled storage, whose strings
+        // keep their capacity, so that in steady state the copy allocates nothing.
+        EventBatch out = context_->reusable_batch(events.size() - dropped);
+        std::size_t j = 0;
+        for (std::size_t i = 0; i < events.size(); ++i) {
+            if (!keep_[i]) continue;
+            out[j].payload = events[i].payload;
+            out[j].meta = events[i].meta;
+            ++j;
+        }
         context_->emit(std::move(out));
     }
     if (persist_ && context_->clock().monotonic() - last_save_ >= persist_interval_) save();
@@ -198,10 +212,11 @@ void DedupeFilter::stop() {
 }
 
 void DedupeFilter::save() {
-    if (!cache_) return;
     last_save_ = context_->clock().monotonic();
+    if (!cache_ || !dirty_) return;
     try {
-        cache_->save(cache_file_);
+        cache_->save(cache_file_, context_->clock().now());
+        dirty_ = false;
     } catch (const std::exception& e) {
         context_->log().error("cannot save the cache: ", e.what());
     }

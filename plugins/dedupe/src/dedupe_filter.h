@@ -14,9 +14,6 @@
 
 namespace hubflow::dedupe {
 
-// 64-bit FNV-1a: stable across builds and platforms, so a persisted cache stays valid after an upgrade.
-std::uint64_t key_hash(std::string_view text);
-
 class DedupeFilter final : public Filter {
 public:
     static ComponentDescription describe();
@@ -31,7 +28,8 @@ public:
     bool key_of(const Event& event, std::string& out) const;
 
 private:
-    void save();
+    void save();  // when persisting and the cache changed since the last save; errors are logged
+    void update_gauges();
 
     Context* context_ = nullptr;
     std::vector<FieldPath> fields_;
@@ -43,10 +41,13 @@ private:
     std::chrono::steady_clock::time_point last_save_{};
     std::unique_ptr<SeenCache> cache_;
     std::filesystem::path cache_file_;
-    std::string scratch_;
+    bool dirty_ = false;
+    std::string scratch_;              // the key text of one event, reused
+    std::vector<unsigned char> keep_;  // per event of a batch, reused
     Counter* dropped_ = nullptr;
     Counter* keyless_ = nullptr;
     Gauge* cached_ = nullptr;
+    Gauge* cache_bytes_ = nullptr;
 };
 
 }  // namespace hubflow::dedupe

@@ -170,13 +170,21 @@ void DedupeFilter::process(const SharedBatch& batch) {
     const EventBatch& events = *batch;
     const auto now = context_->clock().now();
     keep_.assign(events.size(), 1);
+    hashes_.resize(events.size());
     std::size_t dropped = 0, keyless = 0;
+    // Two passes: hash every key and prefetch its index cell, then look them up, so that the cache misses of a
+    // large cache overlap instead of following one another.
     for (std::size_t i = 0; i < events.size(); ++i) {
         if (!key_of(events[i], scratch_)) {
+            keep_[i] = 2;  // keyless
             ++keyless;
             continue;
         }
-        if (cache_->seen(key_hash(scratch_), now)) {
+        hashes_[i] = key_hash(scratch_);
+        cache_->prefetch(hashes_[i]);
+    }
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        if (keep_[i] == 1 && cache_->seen(hashes_[i], now)) {
             keep_[i] = 0;
             ++dropped;
         }

@@ -42,8 +42,9 @@ private:
     std::unique_ptr<SeenCache> cache_;
     std::filesystem::path cache_file_;
     bool dirty_ = false;
-    std::string scratch_;              // the key text of one event, reused
-    std::vector<unsigned char> keep_;  // per event of a batch, reused
+    std::string scratch_;                // the key text of one event, reused
+    std::vector<unsigned char> keep_;    // per event of a batch: 0 drop, 1 keep, 2 keep (no key); reused
+    std::vector<std::uint64_t> hashes_;  // per event of a batch, reused
     Counter* dropped_ = nullptr;
     Counter* keyless_ = nullptr;
     Gauge* cached_ = nullptr;

@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -98,10 +97,18 @@ void SeenCache::erase_cell(std::size_t cell) {
 }
 
 void SeenCache::grow_index() {
-    index_.assign(index_.size() * 2, none);
-    mask_ = index_.size() - 1;
-    for (std::uint32_t s = 0; s < slots_.size(); ++s)
-        index_[find_cell(slots_[s].key)] = s;
+    reserve(index_.size());
+}
+
+void SeenCache::reserve(std::size_t keys) {
+    keys = std::min(keys, capacity_);
+    slots_.reserve(keys);
+    if (2 * keys > index_.size()) {
+        index_.assign(std::bit_ceil(2 * keys), none);
+        mask_ = index_.size() - 1;
+        for (std::uint32_t s = 0; s < slots_.size(); ++s)
+            index_[find_cell(slots_[s].key)] = s;
+    }
 }
 
 void SeenCache::unlink(std::uint32_t s) {
@@ -235,8 +242,9 @@ bool SeenCache::load(const std::filesystem::path& file, time_point now) {
         if (!std::filesystem::exists(file)) return false;
         throw std::runtime_error("cannot read " + file.string());
     }
-    const std::string data{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) throw std::runtime_error("cannot read " + file.string());
+    std::string data(std::filesystem::file_size(file), '\0');
+    if (!in.read(data.data(), static_cast<std::streamsize>(data.size())))
+        throw std::runtime_error("cannot read " + file.string());
     if (data.size() < header_bytes + 8 || std::memcmp(data.data(), magic, sizeof magic) != 0)
         throw std::runtime_error(file.string() + " is not a dedupe cache (bad header)");
     const std::uint64_t count = get(data, sizeof magic);
@@ -247,6 +255,7 @@ bool SeenCache::load(const std::filesystem::path& file, time_point now) {
         throw std::runtime_error(file.string() + " is damaged (checksum mismatch)");
 
     SeenCache fresh(capacity_, max_age_);
+    fresh.reserve(count);
     for (std::uint64_t i = 0; i < count; ++i) {
         const std::size_t at = header_bytes + i * entry_bytes;
         const std::uint64_t key = get(data, at);

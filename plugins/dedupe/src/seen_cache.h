@@ -33,6 +33,9 @@ public:
     // True when `key` was seen within the window and is still cached (a duplicate); otherwise remembers it,
     // evicting the least recently seen key when full, and returns false.
     bool seen(std::uint64_t key, time_point now);
+    // Starts loading the index cell where `key` would be. A lookup in a large cache is two cache misses (the
+    // cell, then the slot); issuing this for a whole batch before the lookups overlaps the first of them.
+    void prefetch(std::uint64_t key) const { __builtin_prefetch(index_.data() + home(key)); }
 
     std::size_t size() const { return slots_.size(); }
     std::uint64_t evictions() const { return evictions_; }
@@ -66,6 +69,7 @@ private:
     std::size_t find_cell(std::uint64_t key) const;  // cell holding key, or the empty cell ending its run
     void erase_cell(std::size_t cell);
     void grow_index();
+    void reserve(std::size_t keys);  // room for `keys` without growing
     void unlink(std::uint32_t s);
     void push_front(std::uint32_t s);
     void insert(std::uint64_t key, std::int64_t first_seen, std::size_t cell);

@@ -1,0 +1,88 @@
+// The real hubflow program: generator -> file makes a JSON Lines file, then tail (follow false) -> file copies
+// it. The copy must be byte for byte the same, and the pipeline must end by itself when the file is read.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "process.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string hubflow_bin = std::string(HUBFLOW_BINARY_DIR) + "/bin/hubflow";
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+class TailProcess : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir = fs::temp_directory_path() / ("hubflow-tail-process-" + std::to_string(::getpid()) + "-" +
+                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+    }
+    void TearDown() override { fs::remove_all(dir); }
+
+    std::string write_pipeline(const std::string& name, const std::string& text) {
+        fs::path p = dir / name;
+        std::ofstream(p) << text;
+        return p.string();
+    }
+
+    fs::path dir;
+};
+
+TEST_F(TailProcess, TailToFileCopiesAGeneratedFileExactly) {
+    const std::string made = (dir / "made.jsonl").string();
+    const std::string copy = (dir / "copy.jsonl").string();
+    auto generate = write_pipeline("generate.json", R"({
+      "data_dir": ")" + (dir / "data").string() + R"(",
+      "sources": {"gen": {"type": "generator", "count": 30000, "seed": 3, "incident_ratio": 0.2}},
+      "sinks": {"out": {"type": "file", "inputs": ["gen"], "path": ")" +
+                                                        made + R"("}}
+    })");
+    auto r = hubflow::test::run_program(hubflow_bin, {"run", generate});
+    ASSERT_EQ(r.code, 0) << r.err;
+
+    auto tail = write_pipeline("tail.json", R"({
+      "data_dir": ")" + (dir / "data").string() +
+                                                R"(",
+      "sources": {"in": {"type": "tail", "path": ")" +
+                                                made + R"(", "follow": false}},
+      "sinks": {"out": {"type": "file", "inputs": ["in"], "path": ")" +
+                                                copy + R"("}}
+    })");
+    auto validated = hubflow::test::run_program(hubflow_bin, {"validate", tail});
+    ASSERT_EQ(validated.code, 0) << validated.err;
+    r = hubflow::test::run_program(hubflow_bin, {"run", tail});
+    ASSERT_EQ(r.code, 0) << r.err;
+
+    const std::string original = slurp(made);
+    ASSERT_EQ(std::count(original.begin(), original.end(), '\n'), 30000);
+    EXPECT_TRUE(slurp(copy) == original) << "the copy differs from the generated file";
+    EXPECT_NE(r.err.find("[in] received_events=0 emitted_events=30000"), std::string::npos) << r.err;
+}
+
+TEST_F(TailProcess, UnknownKeysAndBadValuesAreValidationErrorsNamingNodeAndKey) {
+    auto pipeline = write_pipeline("bad.json", R"({
+      "sources": {"in": {"type": "tail", "path": "x.jsonl", "start_at": "middle", "folow": true}},
+      "sinks": {"out": {"type": "file", "inputs": ["in"], "path": ")" +
+                                                   (dir / "o.jsonl").string() + R"("}}
+    })");
+    auto r = hubflow::test::run_program(hubflow_bin, {"validate", pipeline});
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.err.find("folow"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("start_at"), std::string::npos) << r.err;
+}
+
+}  // namespace

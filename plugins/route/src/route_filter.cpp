@@ -1,6 +1,7 @@
 #include "route_filter.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace hubflow::route {
 
@@ -38,9 +39,14 @@ void RouteFilter::configure(const ConfigView& config, Context& context) {
     if (routes.as_object().size() > max_routes)
         throw ConfigError(key, "at most " + std::to_string(max_routes) + " routes", routes.position);
     for (const auto& [name, condition] : routes.as_object()) {
-        if (name.empty() || name == "unmatched" || name.find('.') != std::string::npos)
+        // The rule for node names, since `node.route` is written where node names are; `unmatched` is taken.
+        const bool legal = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+        });
+        if (!legal || name == "unmatched")
             throw ConfigError(key + "." + name,
-                              "a route name must be non-empty, without '.', and not `unmatched` (always there)",
+                              "route names may use only letters, digits, '_' and '-', and `unmatched` is always "
+                              "there for events that match no route",
                               condition.position);
         Route r;
         r.name = name;
@@ -85,11 +91,20 @@ void RouteFilter::process(const SharedBatch& batch) {
             }
             continue;
         }
-        EventBatch out;
-        for (std::size_t i = 0; i < events.size(); ++i)
-            if (masks_[i] & bit) out.push_back(events[i]);
-        if (out.empty()) continue;
-        counter->add(out.size());
+        const auto n = static_cast<std::size_t>(
+            std::count_if(masks_.begin(), masks_.end(), [&](std::uint64_t m) { return (m & bit) != 0; }));
+        if (n == 0) continue;
+        // The input is shared and immutable, so each output gets copies; into recycled storage, whose strings
+        // keep their capacity, so that in steady state the copies allocate nothing.
+        EventBatch out = context_->reusable_batch(n);
+        std::size_t j = 0;
+        for (std::size_t i = 0; i < events.size(); ++i) {
+            if (!(masks_[i] & bit)) continue;
+            out[j].payload = events[i].payload;
+            out[j].meta = events[i].meta;
+            ++j;
+        }
+        counter->add(n);
         context_->emit(std::move(out), name);
     }
 }

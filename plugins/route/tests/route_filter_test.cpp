@@ -83,6 +83,40 @@ TEST(Route, AllAnyNotAndUnmatched) {
     EXPECT_EQ(rest["unmatched"].size(), 2u);
 }
 
+TEST(Route, MetadataFieldsMissingFieldsAndSearchSemantics) {
+    auto got = route(R"({"routes": {
+        "site": {"field": "site_id", "equals": "S1"},
+        "no_lock": {"not": {"field": "lock.name", "prefix": ""}},
+        "mid": {"field": "event_category", "regex": "intru"},
+        "whole": {"field": "event_category", "regex": "^intru"},
+        "numbers": {"field": "n", "one_of": [12, "5"]},
+        "kinds": {"field": "payload.kind", "exists": true}}})",
+                     sample);
+    EXPECT_EQ(got["site"].size(), 4u);     // metadata
+    EXPECT_EQ(got["no_lock"].size(), 2u);  // a missing field matches no operator but `exists: false`
+    EXPECT_EQ(got["mid"].size(), 1u);      // a regex is searched for anywhere in the text
+    EXPECT_EQ(got["whole"].size(), 0u);
+    EXPECT_EQ(got["numbers"].size(), 2u);  // numbers compare as JSON writes them
+    EXPECT_EQ(got["kinds"].size(), 0u);    // `payload.` skips the metadata
+}
+
+TEST(Route, MixedBatchKeepsOrderAndMetadataOnEveryOutput) {
+    hubflow::testing::FakeContext context("r");
+    Value config = hubflow::testing::node_config(
+        RouteFilter::describe(), R"({"routes": {"e": {"field": "kind", "equals": "entry"}, "any": {"field": "id",
+                                     "exists": true}}})");
+    RouteFilter filter;
+    filter.configure(ConfigView(config), context);
+    filter.process(std::make_shared<const EventBatch>(sample));
+    ASSERT_EQ(context.emitted["e"].size(), 2u);
+    EXPECT_EQ(context.emitted["e"][1].payload, sample[2].payload);
+    EXPECT_EQ(context.emitted["e"][1].meta.site_id, "S1");
+    EXPECT_EQ(context.emitted["any"].size(), 4u);
+    EXPECT_EQ(context.metric_registry.counters.at("matched_e").value(), 2u);
+    EXPECT_EQ(context.metric_registry.counters.at("matched_any").value(), 4u);
+    EXPECT_EQ(context.metric_registry.counters.at("matched_unmatched").value(), 0u);
+}
+
 TEST(Route, ModeFirstStopsAtTheFirstMatchInOrderWritten) {
     const char* routes =
         R"("routes": {"b": {"field": "kind", "equals": "entry"}, "a": {"field": "id", "one_of": ["1", "2"]}})";
@@ -129,6 +163,17 @@ TEST(Route, ConfigErrorsNameTheKey) {
               "routes.a.any[1].not");
     EXPECT_EQ(error_key(R"({"routes": {"unmatched": {"field": "id", "exists": true}}})"), "routes.unmatched");
     EXPECT_EQ(error_key(R"({"routes": {"a.b": {"field": "id", "exists": true}}})"), "routes.a.b");
+    EXPECT_EQ(error_key(R"({"routes": {"a b": {"field": "id", "exists": true}}})"), "routes.a b");
+    EXPECT_EQ(error_key(R"({"routes": {"a": {"field": "id", "equals": null}}})"), "routes.a.equals");
+    EXPECT_EQ(error_key(R"({"routes": {"a": {"field": "id", "prefix": 3}}})"), "routes.a.prefix");
+    EXPECT_EQ(error_key(R"({"routes": {"a": {"field": "id", "regex": 3}}})"), "routes.a.regex");
+    EXPECT_EQ(error_key(R"({"routes": {"a": {"all": {"field": "id", "exists": true}}}})"), "routes.a.all");
+    EXPECT_EQ(error_key(R"({"routes": {"a": {"not": {"field": "id", "exists": true}, "field": "id"}}})"),
+              "routes.a.field");
+    EXPECT_EQ(error_key(R"({"routes": {"a": "kind == entry"}})"), "routes.a");
+    EXPECT_EQ(
+        error_key(R"({"routes": {"a": {"field": "id", "exists": true}, "b-2_c": {"field": "id", "exists": true}}})"),
+        "");
     EXPECT_EQ(error_key(R"({"routes": {"a": {"field": "id", "exists": true}}, "mode": "some"})"), "mode");
     EXPECT_EQ(error_key(R"({"routes": {"a": {"field": "x..y", "exists": true}}})"), "routes.a.field");
 }
@@ -154,7 +199,9 @@ TEST(RouteProcess, GeneratorSplitByKindIntoTwoFiles) {
         std::size_t n = 0;
         while (std::getline(in, line)) {
             EXPECT_NE(line.find(must_contain), std::string::npos) << line;
-            if (!must_not.empty()) EXPECT_EQ(line.find(must_not), std::string::npos) << line;
+            if (!must_not.empty()) {
+                EXPECT_EQ(line.find(must_not), std::string::npos) << line;
+            }
             ++n;
         }
         return n;
@@ -166,6 +213,41 @@ TEST(RouteProcess, GeneratorSplitByKindIntoTwoFiles) {
     EXPECT_GT(incidents, 1000u);
     EXPECT_LT(incidents, 2000u);
     EXPECT_NE(r.err.find("matched_incidents=" + std::to_string(incidents)), std::string::npos) << r.err;
+    fs::remove_all(dir);
+}
+
+// `hubflow validate` names the file, the node, the key and its position for a bad condition and for an input
+// that reads an output the route node does not have.
+TEST(RouteProcess, ValidateNamesNodeKeyAndPosition) {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::temp_directory_path() / ("hubflow-route-validate-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    auto validate = [&](const std::string& regex, const std::string& input) {
+        std::ofstream(dir / "p.json", std::ios::trunc) << R"({
+  "sources": {"g": {"type": "generator", "count": 10}},
+  "filters": {"split": {"type": "route", "inputs": ["g"],
+                        "routes": {"inc": {"field": "kind", "regex": ")"
+                                                       << regex << R"("}}}},
+  "sinks": {"a": {"type": "file", "inputs": [")" << input
+                                                       << R"("], "path": ")" << (dir / "a.jsonl").string() << R"("}}
+})";
+        return hubflow::test::run_program(std::string(HUBFLOW_BINARY_DIR) + "/bin/hubflow",
+                                          {"validate", (dir / "p.json").string()});
+    };
+    auto bad_regex = validate("(unclosed", "split.inc");
+    EXPECT_NE(bad_regex.code, 0);
+    EXPECT_NE(bad_regex.err.find("p.json:4:"), std::string::npos) << bad_regex.err;
+    EXPECT_NE(bad_regex.err.find("node 'split', key 'routes.inc.regex': invalid regular expression"), std::string::npos)
+        << bad_regex.err;
+    auto unknown_output = validate("^inc", "split.incidents");
+    EXPECT_NE(unknown_output.code, 0);
+    EXPECT_NE(unknown_output.err.find("p.json:5:"), std::string::npos) << unknown_output.err;
+    EXPECT_NE(unknown_output.err.find("node 'a', key 'inputs': input 'split.incidents': node 'split' has no output "
+                                      "'incidents'; its outputs: inc, unmatched"),
+              std::string::npos)
+        << unknown_output.err;
+    auto good = validate("^inc", "split.unmatched");
+    EXPECT_EQ(good.code, 0) << good.err;
     fs::remove_all(dir);
 }
 

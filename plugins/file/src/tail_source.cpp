@@ -141,17 +141,6 @@ void TailSource::configure(const ConfigView& config, Context& context) {
                                                    : default_max_line_bytes);
     kind_ = config.string_or("kind", "");
 
-    auto key = [](std::string name) {
-        MetaKey k;
-        k.quoted = '"' + name + '"';
-        k.path = {std::move(name)};
-        return k;
-    };
-    kind_key_ = key("kind");
-    site_key_ = key("site_id");
-    user_key_ = key("user_id");
-    id_key_ = key("id");
-
     auto& metrics = context.metrics();
     bytes_read_ = &metrics.counter("bytes_read", "bytes of lines read from files (skipped ones included)");
     long_lines_ = &metrics.counter("lines_too_long", "lines longer than max_line_bytes, skipped");
@@ -393,7 +382,6 @@ void TailSource::consume_line(const char* begin, const char* end) {
 
 void TailSource::lookup(std::string_view payload, const MetaKey& key, std::string& out) const {
     out.clear();
-    // Most payloads lack some of these fields; memmem rules them out much faster than a scan of the JSON.
     if (!::memmem(payload.data(), payload.size(), key.quoted.data(), key.quoted.size())) return;
     find_json_field(payload, key.path, out);
 }

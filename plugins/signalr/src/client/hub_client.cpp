@@ -511,10 +511,9 @@ private:
         e.meta.site_id = c.ep.site_id;
         e.meta.user_id.clear();
         e.meta.id.clear();
-        if (message_.argument_is_string[0]) {
-            find_json_field(e.payload, user_id_path_, e.meta.user_id);
-            find_json_field(e.payload, id_path_, e.meta.id);
-        }
+        // A string argument holds the event's JSON text; an object argument is that JSON text already.
+        find_json_field(e.payload, user_id_path_, e.meta.user_id);
+        find_json_field(e.payload, id_path_, e.meta.id);
         e.meta.received_at = received_at_;
     }
 

@@ -424,9 +424,13 @@ void TailSource::run() {
             save_checkpoints();
             next_checkpoint_ = now + checkpoint_interval_;
         }
+        // New, rotated and vanished files: looked for whenever everything is read, and at least every
+        // poll_interval_ms while some file keeps growing, so that one busy file does not hide the others.
+        if (!progress || now >= next_scan_) {
+            scan(false);
+            next_scan_ = now + poll_interval_;
+        }
         if (progress) continue;
-        // Everything read: look for new, rotated and vanished files, then wait.
-        scan(false);
         if (!context_->wait_for(poll_interval_)) break;
     }
     emit_pending();

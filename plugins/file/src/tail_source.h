@@ -141,6 +141,7 @@ private:
     std::string checkpoint_path_;
     bool checkpoint_dirty_ = false;
     std::chrono::steady_clock::time_point next_checkpoint_{};
+    std::chrono::steady_clock::time_point next_scan_{};
 
     std::unique_ptr<char[]> buffer_;
     std::size_t buffer_size_ = 0;

@@ -8,7 +8,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const { waitFor } = require("./support");
-const { RS, hubflowRunner, stop, lines, referenceHub, event, ping } = require("./reference_hub");
+const { RS, freePort, hubflowRunner, stop, lines, referenceHub, event, ping } = require("./reference_hub");
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hubflow-source-liveness-"));
 const hubflow = hubflowRunner(process.env.HUBFLOW_BIN, dir);
@@ -58,6 +58,15 @@ test("the source pings the hub; a hub silent for server_timeout_s is replaced an
     assert.equal(await stop(c), 0);
     await hub.close();
   }
+});
+
+test("a gap still open at shutdown is reported", async () => {
+  const port = await freePort();
+  const c = hubflow.consumer("gap-at-stop", { url: `ws://127.0.0.1:${port}/v1/hub/entries?site_id=s9`, auth: { token: "t" } });
+  await waitFor(() => /cannot connect to/.test(c.text), 10000, "a failed attempt");
+  assert.equal(await stop(c), 0);
+  assert.match(c.text, /stopping while disconnected from ws:\/\/127\.0\.0\.1:\d+\/v1\/hub\/entries\?site_id=s9 since \S+Z \(\d+\.\d+ s, cause: connect: Connection refused\)/);
+  assert.match(c.text, /disconnected_ms=\d+/);
 });
 
 test("shutdown sends the hub a Close message and a WebSocket close", async () => {

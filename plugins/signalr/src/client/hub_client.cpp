@@ -137,8 +137,10 @@ public:
             renew_token_ahead();
         }
         emit_staged();
-        for (auto& c : connections_)
+        for (auto& c : connections_) {
             say_goodbye(*c);
+            end_gap_at_shutdown(*c);
+        }
     }
 
 private:
@@ -615,6 +617,18 @@ private:
             static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(gap).count()));
         log_.warn("reconnected to ", c.label, "; disconnected from ", format_utc(c.gap_since), " to ",
                   format_utc(context_.clock().now()), " (", seconds_text(gap), ", cause: ", c.gap_cause,
+                  "); events the hub sent in that interval were not received");
+    }
+
+    // A gap still open when the source stops is reported too, or its events would go missing without a trace.
+    void end_gap_at_shutdown(HubClient::Connection& c) {
+        if (!c.in_gap) return;
+        c.in_gap = false;
+        const auto gap = steady::now() - c.gap_since_steady;
+        disconnected_ms_->add(
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(gap).count()));
+        log_.warn("stopping while disconnected from ", c.label, " since ", format_utc(c.gap_since), " (",
+                  seconds_text(gap), ", cause: ", c.gap_cause,
                   "); events the hub sent in that interval were not received");
     }
 

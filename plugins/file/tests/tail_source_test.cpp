@@ -251,10 +251,11 @@ TEST_F(Tail, FollowsRotationByRenameAndANewFile) {
     const fs::path file = dir / "app.jsonl";
     append(file, line_of(1) + "\n");
     TailContext context("t");
-    Follower follower(context, config("{" + path_json(file) + R"(, "poll_interval_ms": 5, "rotate_wait_ms": 1000})"));
+    Follower follower(context, config("{" + path_json(file) + R"(, "poll_interval_ms": 5, "rotate_wait_ms": 5000})"));
     ASSERT_TRUE(eventually([&] { return context.events == 1; }));
     fs::rename(file, dir / "app.jsonl.1");
-    // The writer still has the old file open for a moment, then moves on to a new one.
+    // The writer still has the old file open for a moment, then moves on to a new one. (rotate_wait_ms runs on
+    // the manual clock, 5 ms a poll: a thousand polls, over a second of real time, before the old file is let go.)
     append(dir / "app.jsonl.1", line_of(2) + "\n");
     append(file, line_of(3) + "\n");
     ASSERT_TRUE(eventually([&] { return context.events == 3; }));

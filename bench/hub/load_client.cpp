@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -45,7 +46,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -109,26 +109,40 @@ Options parse_args(int argc, char** argv) {
             if (i + 1 >= argc) usage(("missing value for " + a).c_str());
             return argv[++i];
         };
-        if (a == "--host") o.host = value();
-        else if (a == "--port") o.port = std::stoi(value());
-        else if (a == "--path") o.path = value();
-        else if (a == "--token") o.token = value();
-        else if (a == "-n" || a == "--connections") o.n = std::stoi(value());
-        else if (a == "--duration") o.duration = std::stod(value());
-        else if (a == "--settle") o.settle = std::stod(value());
-        else if (a == "--server-pid") o.server_pid = std::stoi(value());
-        else if (a == "--per-address") o.per_address = std::stoi(value());
-        else if (a == "--max-pending") o.max_pending = std::stoi(value());
-        else if (a == "--ping-interval") o.ping_interval = std::stod(value());
-        else if (a == "--connect-timeout") o.connect_timeout = std::stod(value());
-        else if (a == "--rss-limit-mb") o.rss_limit_mb = std::stol(value());
-        else if (a == "--subject") o.subject = value();
+        if (a == "--host")
+            o.host = value();
+        else if (a == "--port")
+            o.port = std::stoi(value());
+        else if (a == "--path")
+            o.path = value();
+        else if (a == "--token")
+            o.token = value();
+        else if (a == "-n" || a == "--connections")
+            o.n = std::stoi(value());
+        else if (a == "--duration")
+            o.duration = std::stod(value());
+        else if (a == "--settle")
+            o.settle = std::stod(value());
+        else if (a == "--server-pid")
+            o.server_pid = std::stoi(value());
+        else if (a == "--per-address")
+            o.per_address = std::stoi(value());
+        else if (a == "--max-pending")
+            o.max_pending = std::stoi(value());
+        else if (a == "--ping-interval")
+            o.ping_interval = std::stod(value());
+        else if (a == "--connect-timeout")
+            o.connect_timeout = std::stod(value());
+        else if (a == "--rss-limit-mb")
+            o.rss_limit_mb = std::stol(value());
+        else if (a == "--subject")
+            o.subject = value();
         else if (a == "--protocol") {
             std::string p = value();
             if (p != "signalr" && p != "nats") usage("--protocol is signalr or nats");
             o.nats = p == "nats";
-        }
-        else usage(("unknown option " + a).c_str());
+        } else
+            usage(("unknown option " + a).c_str());
     }
     if (o.port <= 0) usage("--port is required");
     if (o.nats && o.path == Options{}.path) o.path = "/";
@@ -197,7 +211,8 @@ double machine_busy_s() {
     std::string cpu;
     unsigned long long v[10] = {};
     if (!(f >> cpu) || cpu != "cpu") return 0;
-    for (auto& x : v) f >> x;
+    for (auto& x : v)
+        f >> x;
     static const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
     // user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
     return static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tick;
@@ -225,7 +240,8 @@ void append_client_frame(std::string& out, std::uint8_t opcode, std::string_view
         out.push_back(static_cast<char>(n & 0xff));
     } else {
         out.push_back(static_cast<char>(0x80 | 127));
-        for (int s = 56; s >= 0; s -= 8) out.push_back(static_cast<char>((std::uint64_t{n} >> s) & 0xff));
+        for (int s = 56; s >= 0; s -= 8)
+            out.push_back(static_cast<char>((std::uint64_t{n} >> s) & 0xff));
     }
     std::uint32_t key = rng32();
     char k[4];
@@ -233,7 +249,8 @@ void append_client_frame(std::string& out, std::uint8_t opcode, std::string_view
     out.append(k, 4);
     const std::size_t at = out.size();
     out.append(payload);
-    for (std::size_t i = 0; i < n; ++i) out[at + i] = static_cast<char>(out[at + i] ^ k[i & 3]);
+    for (std::size_t i = 0; i < n; ++i)
+        out[at + i] = static_cast<char>(out[at + i] ^ k[i & 3]);
 }
 
 // ---- fan-out spread bookkeeping ---------------------------------------------------------------------------
@@ -302,11 +319,11 @@ enum class State : std::uint8_t { connecting, upgrading, handshaking, open, clos
 struct Conn {
     int fd = -1;
     State state = State::connecting;
-    std::int64_t started_ns = 0;   // connect() called
-    std::int64_t opened_ns = 0;    // handshake answer received
+    std::int64_t started_ns = 0;  // connect() called
+    std::int64_t opened_ns = 0;   // handshake answer received
     std::int64_t next_ping_ns = 0;
-    std::string in;                // bytes of an incomplete frame (or of the HTTP response)
-    std::string message;           // a fragmented message being assembled
+    std::string in;       // bytes of an incomplete frame (or of the HTTP response)
+    std::string message;  // a fragmented message being assembled
     std::uint8_t message_opcode = 0;
     std::string out;               // bytes the socket did not take yet
     std::string nats_in;           // NATS: protocol bytes of an incomplete line or MSG
@@ -364,7 +381,8 @@ public:
         stats_ = Stats{};
         spreads_.clear();
         spread_samples_.clear();
-        for (auto& c : conns_) c.deliveries = 0;
+        for (auto& c : conns_)
+            c.deliveries = 0;
         open_at_window_ = open_;
         ProcSample server_w0 = sample_process(o_.server_pid);
         const double cpu_w0 = cpu_self_s();
@@ -408,7 +426,8 @@ private:
         setsockopt(c.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         sockaddr_in src{};
         src.sin_family = AF_INET;
-        src.sin_addr.s_addr = htonl(0x7f000001u + static_cast<std::uint32_t>(i / static_cast<std::size_t>(o_.per_address)));
+        src.sin_addr.s_addr =
+            htonl(0x7f000001u + static_cast<std::uint32_t>(i / static_cast<std::size_t>(o_.per_address)));
         if (::bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
             fail(i, std::string("bind: ") + std::strerror(errno));
             return false;
@@ -455,14 +474,16 @@ private:
         const std::int64_t deadline = t0 + static_cast<std::int64_t>(o_.connect_timeout * 1e9);
         std::int64_t last_progress = t0;
         while (open_ + failed_ + lost_total_ < conns_.size()) {
-            while (next < conns_.size() && pending_ < static_cast<std::size_t>(o_.max_pending)) start_connect(next++);
+            while (next < conns_.size() && pending_ < static_cast<std::size_t>(o_.max_pending))
+                start_connect(next++);
             const std::int64_t now = now_ns();
             if (now > deadline) {
                 std::fprintf(stderr, "hub_load_client: connect timeout: %zu open, %zu failed, %zu pending\n", open_,
                              failed_, pending_);
                 for (std::size_t i = 0; i < conns_.size(); ++i)
                     if (conns_[i].state != State::open && conns_[i].state != State::closed) fail(i, "timeout");
-                for (; next < conns_.size(); ++next) fail(next, "not started (timeout)");
+                for (; next < conns_.size(); ++next)
+                    fail(next, "not started (timeout)");
                 break;
             }
             poll_once(100);
@@ -508,7 +529,8 @@ private:
             die("epoll_wait");
         }
         const std::int64_t now = now_ns();
-        for (int k = 0; k < n; ++k) handle(events[k].data.u64, events[k].events, now);
+        for (int k = 0; k < n; ++k)
+            handle(events[k].data.u64, events[k].events, now);
         send_pings(now);
     }
 
@@ -674,7 +696,8 @@ private:
             } else if (len == 127) {
                 if (left < 10) break;
                 len = 0;
-                for (int k = 0; k < 8; ++k) len = len << 8 | b[2 + k];
+                for (int k = 0; k < 8; ++k)
+                    len = len << 8 | b[2 + k];
                 header = 10;
             }
             if (masked) {
@@ -703,7 +726,8 @@ private:
                 send(i, pong);
                 return;
             }
-            case 0xA: return;
+            case 0xA:
+                return;
             case 0x8: {
                 std::string why = "WebSocket close";
                 if (payload.size() >= 2) {
@@ -736,7 +760,9 @@ private:
                 }
                 on_message(i, payload, now);
                 return;
-            default: lost(i, "unknown opcode " + std::to_string(opcode)); return;
+            default:
+                lost(i, "unknown opcode " + std::to_string(opcode));
+                return;
         }
     }
 
@@ -833,8 +859,8 @@ private:
             if (line.rfind("MSG ", 0) == 0) {
                 // MSG <subject> <sid> [reply-to] <#bytes>
                 auto sp = line.rfind(' ');
-                c.nats_payload = static_cast<std::size_t>(std::strtoull(std::string(line.substr(sp + 1)).c_str(),
-                                                                        nullptr, 10)) + 2;
+                c.nats_payload =
+                    static_cast<std::size_t>(std::strtoull(std::string(line.substr(sp + 1)).c_str(), nullptr, 10)) + 2;
             } else if (line == "PING") {
                 send(i, pong_);
             } else if (line == "PONG") {
@@ -948,7 +974,8 @@ private:
         j += ",\"connections_failed\":" + std::to_string(failed_);
         j += ",\"connections_lost_total\":" + std::to_string(lost_total_);
         j += ",\"failures\":[";
-        for (std::size_t k = 0; k < failures_.size(); ++k) j += (k ? "," : "") + json_string(failures_[k]);
+        for (std::size_t k = 0; k < failures_.size(); ++k)
+            j += (k ? "," : "") + json_string(failures_[k]);
         j += "]";
         j += ",\"source_addresses\":" + std::to_string((o_.n + o_.per_address - 1) / o_.per_address);
         j += ",\"connect_s\":" + num(static_cast<double>(t_connected - t0) / 1e9, 3);
@@ -973,7 +1000,8 @@ private:
         j += ",\"spread\":{\"events_seen\":" + std::to_string(stats_.events_seen) +
              ",\"events_complete\":" + std::to_string(stats_.events_complete) +
              ",\"events_incomplete\":" + std::to_string(stats_.events_incomplete) +
-             ",\"p50_ms\":" + num(pct(spread_samples_, 0.5) / 1e6) + ",\"p99_ms\":" + num(pct(spread_samples_, 0.99) / 1e6) +
+             ",\"p50_ms\":" + num(pct(spread_samples_, 0.5) / 1e6) +
+             ",\"p99_ms\":" + num(pct(spread_samples_, 0.99) / 1e6) +
              ",\"max_ms\":" + num(pct(spread_samples_, 1.0) / 1e6) + "}";
         j += ",\"client_cpu_s\":" + num(client_cpu, 3);
         j += ",\"client_cpu_total_s\":" + num(cpu_self_s(), 3);

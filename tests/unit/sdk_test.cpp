@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "hubflow/json_parse.h"
 #include "hubflow/config.h"
 #include "hubflow/json.h"
+#include "hubflow/json_parse.h"
 
 using namespace hubflow;
 using hubflow::parse_json;
@@ -69,20 +69,30 @@ TEST(JsonHelpers, AppendJsonStringMatchesAPlainReferenceOnEveryByte) {
     // text already in the buffer.
     std::string text;
     for (int round = 0; round < 3; ++round)
-        for (int c = 0; c < 256; ++c) text += static_cast<char>(c);
+        for (int c = 0; c < 256; ++c)
+            text += static_cast<char>(c);
     text += std::string(40, '\x1f');
     std::string expected = "prefix\"";
     for (unsigned char c : text) {
         static constexpr char hex[] = "0123456789abcdef";
-        if (c == '"') expected += "\\\"";
-        else if (c == '\\') expected += "\\\\";
-        else if (c == '\n') expected += "\\n";
-        else if (c == '\r') expected += "\\r";
-        else if (c == '\t') expected += "\\t";
-        else if (c == '\b') expected += "\\b";
-        else if (c == '\f') expected += "\\f";
-        else if (c < 0x20) expected += std::string("\\u00") + hex[c >> 4] + hex[c & 0xF];
-        else expected += static_cast<char>(c);
+        if (c == '"')
+            expected += "\\\"";
+        else if (c == '\\')
+            expected += "\\\\";
+        else if (c == '\n')
+            expected += "\\n";
+        else if (c == '\r')
+            expected += "\\r";
+        else if (c == '\t')
+            expected += "\\t";
+        else if (c == '\b')
+            expected += "\\b";
+        else if (c == '\f')
+            expected += "\\f";
+        else if (c < 0x20)
+            expected += std::string("\\u00") + hex[c >> 4] + hex[c & 0xF];
+        else
+            expected += static_cast<char>(c);
     }
     expected += '"';
     std::string out = "prefix";

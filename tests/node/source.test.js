@@ -6,69 +6,27 @@
 "use strict";
 const { test, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn, spawnSync } = require("node:child_process");
+const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const http = require("node:http");
-const net = require("node:net");
 const os = require("node:os");
 const path = require("node:path");
-const WebSocket = require("ws");
 const signalR = require("@microsoft/signalr");
 const { waitFor, mintToken } = require("./support");
+const { RS, protocol, freePort, hubflowRunner, stop, lines, referenceHub, invocation, event, closeMessage } =
+  require("./reference_hub");
 
 const HUBFLOW = process.env.HUBFLOW_BIN;
 const SECRET = "hubflow-test-secret-0123456789abcdef";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hubflow-source-"));
-const processes = [];
-const protocol = new signalR.JsonHubProtocol();
-const RS = "\x1e";
+const hubflow = hubflowRunner(HUBFLOW, dir);
+const runHubflow = hubflow.run;
+const consumer = hubflow.consumer;
 
 after(() => {
-  for (const p of processes) if (p.exitCode === null) p.kill("SIGKILL");
+  hubflow.kill();
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address();
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-// `hubflow run` on a pipeline object; returns {proc, log(), exited}.
-function runHubflow(name, pipeline, env = {}) {
-  const file = path.join(dir, `${name}.json`);
-  fs.writeFileSync(file, JSON.stringify(pipeline));
-  const proc = spawn(HUBFLOW, ["run", file], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
-  processes.push(proc);
-  const h = { proc, text: "" };
-  proc.stderr.on("data", (d) => (h.text += d));
-  h.exited = new Promise((r) => proc.on("exit", (code) => r(code)));
-  return h;
-}
-
-async function stop(h) {
-  if (h.proc.exitCode === null) h.proc.kill("SIGTERM");
-  return h.exited;
-}
-
-function lines(file) {
-  if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, "utf8").split("\n").filter((l) => l.length > 0);
-}
-
-// A consumer: signalr -> file, fast reconnects unless told otherwise.
-function consumer(name, source) {
-  const out = path.join(dir, `${name}.jsonl`);
-  const h = runHubflow(name, {
-    data_dir: path.join(dir, `${name}-state`),
-    sources: { ks: { type: "signalr", reconnect: { initial_ms: 50, max_ms: 300 }, ...source } },
-    sinks: { out: { type: "file", inputs: ["ks"], path: out } },
-  });
-  h.out = out;
-  return h;
-}
 
 test("from a real hub: complete and in order; a killed hub is reconnected and the gap recorded", async () => {
   const site = "site-a";
@@ -122,40 +80,7 @@ test("from a real hub: complete and in order; a killed hub is reconnected and th
   assert.doesNotMatch(c.text, new RegExp(token.slice(-20)), "the token never appears in the log");
 });
 
-// ---- the reference hub ---------------------------------------------------------------------------------
-
-// A SignalR hub on `ws`: each connection runs the next scenario of the list (the last one repeats).
-// `accept(req)` may answer an HTTP status instead of upgrading.
-function referenceHub({ scenarios, accept = () => 101, port = 0 }) {
-  const hub = { upgrades: [], connections: 0, scenarios };
-  const server = http.createServer();
-  const wss = new WebSocket.Server({ noServer: true, perMessageDeflate: false });
-  hub.wss = wss;
-  server.on("upgrade", (req, socket, head) => {
-    hub.upgrades.push({ url: req.url, auth: req.headers.authorization || "" });
-    const status = accept(req);
-    if (status !== 101) {
-      socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Length: 7\r\nConnection: close\r\n\r\nrefused`);
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const scenario = scenarios[Math.min(hub.connections, scenarios.length - 1)];
-      hub.connections++;
-      ws.once("message", (data) => {
-        const text = data.toString();
-        assert.ok(text.startsWith('{"protocol":"json","version":1}'), text);
-        scenario(ws, socket);
-      });
-    });
-  });
-  hub.listen = () => new Promise((r) => server.listen(port, "127.0.0.1", () => { hub.port = server.address().port; r(); }));
-  hub.close = () => { for (const c of wss.clients) c.terminate(); return new Promise((r) => server.close(r)); };
-  return hub;
-}
-
-const invocation = (arg) => protocol.writeMessage({ type: signalR.MessageType.Invocation, target: "ReceiveMessage", arguments: [arg] });
-const event = (id) => invocation(JSON.stringify({ id, user_id: `u-${id}` }));
-const closeMessage = (extra = {}) => JSON.stringify({ type: 7, ...extra }) + RS;
+// ---- the reference hub (reference_hub.js) ----------------------------------------------------------------
 
 test("reference hub: handshake variants, batching, fragments, Close messages and bad input", async () => {
   const big = "x".repeat(80 * 1024);
@@ -286,12 +211,12 @@ test("OAuth2: renewed ahead of expiry while connected; a 401 on reconnect fetche
     assert.equal(hub.upgrades[0].auth, "Bearer tok-1");
     // Lifetime 2 s, renewed at half of it: at least two more tokens while the one connection stays up.
     await waitFor(() => ep.issued.length >= 3, 6000, "tokens renewed ahead of expiry");
-    assert.equal(hub.connections, 1, "renewal needs no reconnect");
+    assert.equal(hub.connections.length, 1, "renewal needs no reconnect");
     // Every token issued so far is refused from now on: the next upgrade gets a 401, the source fetches a
     // new token and the attempt after that succeeds.
     revoked = new Set(ep.issued);
     const issuedBefore = ep.issued.length;
-    for (const client of hubClients(hub)) client.close(1001, "restart");
+    for (const client of hub.clients()) client.close(1001, "restart");
     await waitFor(() => lines(c.out).length === 2, 10000, "the event after the reconnect");
     assert.match(c.text, /refused the token: HTTP 401/);
     assert.ok(ep.issued.length > issuedBefore, "a new token was fetched after the 401");
@@ -325,9 +250,6 @@ test("a 403 is a configuration error: logged as such and retried on the long bac
   }
 });
 
-function hubClients(hub) {
-  return hub.wss ? [...hub.wss.clients] : [];
-}
 
 test("wss://: the hub's certificate is checked against the CAs and the URL's host; insecure skips it, loudly", async () => {
   const tls = fs.mkdtempSync(path.join(dir, "tls-"));

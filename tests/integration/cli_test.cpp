@@ -58,17 +58,6 @@ protected:
     fs::path dir;
 };
 
-// A counter from the summary line `hubflow run` logs for each node at exit.
-std::uint64_t logged_counter(const std::string& log, const std::string& node, const std::string& counter) {
-    std::regex line_re("\\[" + node + "\\] (received_events=[^\\n]*)");
-    std::smatch line;
-    if (!std::regex_search(log, line, line_re)) return UINT64_MAX;
-    std::string text = " " + line[1].str();
-    std::smatch m;
-    if (!std::regex_search(text, m, std::regex(" " + counter + "=(\\d+)"))) return UINT64_MAX;
-    return std::stoull(m[1]);
-}
-
 }  // namespace
 
 TEST_F(Cli, VersionAndHelp) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <regex>
 #include <stdexcept>
 
 extern char** environ;
@@ -135,6 +136,15 @@ RunResult run_program(const std::string& program, const std::vector<std::string>
     auto code = p.wait(timeout);
     if (!code) throw std::runtime_error(program + " did not finish in time; stderr: " + p.err());
     return {*code, p.out(), p.err()};
+}
+
+std::uint64_t logged_counter(const std::string& log, const std::string& node, const std::string& counter) {
+    std::smatch line;
+    if (!std::regex_search(log, line, std::regex("\\[" + node + "\\] (received_events=[^\\n]*)"))) return UINT64_MAX;
+    std::string text = " " + line[1].str();
+    std::smatch m;
+    if (!std::regex_search(text, m, std::regex(" " + counter + "=(\\d+)"))) return UINT64_MAX;
+    return std::stoull(m[1]);
 }
 
 }  // namespace hubflow::test

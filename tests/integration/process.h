@@ -3,6 +3,7 @@
 // signals. Never sleeps blindly: callers wait on conditions with deadlines.
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -47,5 +48,9 @@ struct RunResult {
 RunResult run_program(const std::string& program, const std::vector<std::string>& args,
                       const std::map<std::string, std::string>& env = {},
                       std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+// A counter from the summary line `hubflow run` logs for each node at exit ("[node] received_events=... name=N");
+// UINT64_MAX when the node or the counter is not there.
+std::uint64_t logged_counter(const std::string& log, const std::string& node, const std::string& counter);
 
 }  // namespace hubflow::test

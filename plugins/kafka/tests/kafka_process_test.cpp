@@ -15,21 +15,13 @@
 
 namespace {
 
+using hubflow::test::logged_counter;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using hubflow::kafka::test::consume_all;
 using hubflow::kafka::test::MockCluster;
 
 const std::string hubflow_bin = std::string(HUBFLOW_BINARY_DIR) + "/bin/hubflow";
-
-std::uint64_t logged_counter(const std::string& log, const std::string& node, const std::string& counter) {
-    std::smatch line;
-    if (!std::regex_search(log, line, std::regex("\\[" + node + "\\] (received_events=[^\\n]*)"))) return UINT64_MAX;
-    std::string text = " " + line[1].str();
-    std::smatch m;
-    if (!std::regex_search(text, m, std::regex(" " + counter + "=(\\d+)"))) return UINT64_MAX;
-    return std::stoull(m[1]);
-}
 
 class KafkaProcess : public ::testing::Test {
 protected:

@@ -14,6 +14,8 @@
 #include <openssl/x509v3.h>
 
 #include <Poco/Base64Encoder.h>
+#include <Poco/MemoryStream.h>
+#include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/SSLManager.h>
 #include <Poco/String.h>
 #include <Poco/URI.h>
@@ -44,22 +46,6 @@ std::string seconds_text(steady::duration d) {
     s.precision(3);
     s << std::fixed << std::chrono::duration<double>(d).count() << " s";
     return s.str();
-}
-
-std::string header_value(std::string_view head, std::string_view name) {
-    std::size_t at = head.find("\r\n");
-    while (at != std::string_view::npos && at + 2 < head.size()) {
-        std::size_t start = at + 2;
-        std::size_t end = head.find("\r\n", start);
-        if (end == std::string_view::npos) end = head.size();
-        std::string_view line = head.substr(start, end - start);
-        auto colon = line.find(':');
-        if (colon != std::string_view::npos &&
-            Poco::icompare(std::string(line.substr(0, colon)), std::string(name)) == 0)
-            return Poco::trim(std::string(line.substr(colon + 1)));
-        at = end;
-    }
-    return {};
 }
 
 }  // namespace
@@ -399,12 +385,18 @@ private:
             if (c.response.size() > 16 * 1024) failed(c, "the upgrade response is longer than 16 KiB");
             return;
         }
-        std::string_view head(c.response.data(), end + 2);
+        // Poco reads the status line and headers, as the hub server reads requests.
+        Poco::Net::HTTPResponse head;
         int status = 0;
-        if (head.size() > 12 && head.substr(0, 7) == "HTTP/1.")
-            status = std::atoi(std::string(head.substr(9, 3)).c_str());
+        try {
+            Poco::MemoryInputStream in(c.response.data(), end + 4);
+            head.read(in);
+            status = static_cast<int>(head.getStatus());
+        } catch (const Poco::Exception&) {
+            status = 0;  // reported below as not an HTTP response
+        }
         if (status == 101) {
-            if (header_value(head, "Sec-WebSocket-Accept") != websocket_accept_key(c.ws_key))
+            if (head.get("Sec-WebSocket-Accept", "") != websocket_accept_key(c.ws_key))
                 return failed(c, "the hub's Sec-WebSocket-Accept does not match the key sent");
             std::string rest = c.response.substr(end + 4);
             c.response.clear();

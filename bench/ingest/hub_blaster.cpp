@@ -19,9 +19,7 @@
 #include <cstring>
 #include <string>
 
-#include "ks_event_factory.h"
-#include "protocol/hub_protocol.h"
-#include "protocol/websocket.h"
+#include "entry_frames.h"
 
 namespace {
 
@@ -106,19 +104,7 @@ int main(int argc, char** argv) {
         }
     }
     std::signal(SIGPIPE, SIG_IGN);
-    hubflow::generator::KsEventFactoryOptions options;
-    options.sites = {site};
-    options.incident_ratio = 0;
-    options.seed = seed;
-    hubflow::generator::KsEventFactory factory(options);
-    std::string block, payload, record;
-    for (int i = 0; i < events; ++i) {
-        payload.clear();
-        factory.append_next(payload);
-        record.clear();
-        hubflow::signalr::append_invocation(record, "ReceiveMessage", payload);
-        hubflow::signalr::append_frame(block, hubflow::signalr::Opcode::text, record);
-    }
+    const std::string block = hubflow::bench::entry_frames(events, seed, site);
 
     int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;

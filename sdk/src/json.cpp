@@ -71,96 +71,37 @@ namespace {
 struct Scanner {
     const char* p;
     const char* end;
-
-    bool hex4(unsigned& v) {
-        auto value = detail::parse_hex4(std::string_view(p, static_cast<std::size_t>(end - p)));
-        if (!value) return false;
-        v = *value;
-        p += 4;
-        return true;
-    }
+    std::string decoded_key;  // only for a member name with escapes in it
 
     void ws() {
         while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
             ++p;
     }
 
-    // At the opening quote. Unescaped text goes to `out` when it is not null.
-    bool string(std::string* out) {
+    // At the opening quote of a member name; `key` views the input unless the name has escapes.
+    bool key(std::string_view& key) {
         if (p >= end || *p != '"') return false;
-        ++p;
-        while (p < end) {
-            const char* run = p;
-            while (p < end && *p != '"' && *p != '\\')
-                ++p;
-            if (out) out->append(run, static_cast<std::size_t>(p - run));
-            if (p >= end) return false;
-            if (*p == '"') {
-                ++p;
-                return true;
-            }
-            ++p;  // backslash
-            if (p >= end) return false;
-            char e = *p++;
-            if (!out) {
-                if (e == 'u' && end - p < 4) return false;
-                if (e == 'u') p += 4;
-                continue;
-            }
-            switch (e) {
-                case '"':
-                    *out += '"';
-                    break;
-                case '\\':
-                    *out += '\\';
-                    break;
-                case '/':
-                    *out += '/';
-                    break;
-                case 'b':
-                    *out += '\b';
-                    break;
-                case 'f':
-                    *out += '\f';
-                    break;
-                case 'n':
-                    *out += '\n';
-                    break;
-                case 'r':
-                    *out += '\r';
-                    break;
-                case 't':
-                    *out += '\t';
-                    break;
-                case 'u': {
-                    unsigned cp = 0;
-                    if (!hex4(cp)) return false;
-                    if (cp >= 0xD800 && cp < 0xDC00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-                        p += 2;
-                        unsigned low = 0;
-                        if (!hex4(low)) return false;
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-                    }
-                    detail::append_utf8(*out, cp);
-                    break;
-                }
-                default:
-                    return false;
-            }
-        }
-        return false;
+        const char* start = p;
+        if (!skip_json_string(p, end)) return false;
+        key = std::string_view(start + 1, static_cast<std::size_t>(p - start - 2));
+        if (key.find('\\') == std::string_view::npos) return true;
+        decoded_key.clear();
+        const char* q = start;
+        if (!read_json_string(q, end, decoded_key)) return false;
+        key = decoded_key;
+        return true;
     }
 
     bool value_skip() {
         ws();
         if (p >= end) return false;
-        if (*p == '"') return string(nullptr);
+        if (*p == '"') return skip_json_string(p, end);
         if (*p == '{' || *p == '[') {
             int depth = 0;
             while (p < end) {
                 char c = *p;
                 if (c == '"') {
-                    if (!string(nullptr)) return false;
+                    if (!skip_json_string(p, end)) return false;
                     continue;
                 }
                 if (c == '{' || c == '[')
@@ -181,40 +122,64 @@ struct Scanner {
         return p > start;
     }
 
-    // Finds `path[depth..]` inside the object at p.
-    bool find(const std::vector<std::string>& path, std::size_t depth, std::string& out) {
+    // At a member's value: appends it to `out` as find_json_field describes; false when it is null or bad.
+    bool value(std::string& out) {
+        if (p >= end) return false;
+        if (*p == '"') {
+            const std::size_t mark = out.size();
+            if (read_json_string(p, end, out)) return true;
+            out.resize(mark);
+            return false;
+        }
+        const char* start = p;
+        if (!value_skip()) return false;
+        std::string_view raw(start, static_cast<std::size_t>(p - start));
+        if (raw == "null") return false;
+        out.append(raw);
+        return true;
+    }
+
+    // Walks the members of the object at p, calling on_member(name) with p at each member's value. on_member
+    // returns true when it has consumed the value, false to have it skipped; walk() stops early when
+    // `done()` says so. False when the text is not an object or is malformed before the walk ends.
+    template <typename OnMember, typename Done>
+    bool walk(OnMember&& on_member, Done&& done) {
         ws();
         if (p >= end || *p != '{') return false;
         ++p;
-        std::string key;
+        ws();
+        if (p < end && *p == '}') return true;
         for (;;) {
             ws();
-            if (p < end && *p == '}') return false;
-            key.clear();
-            if (!string(&key)) return false;
+            std::string_view name;
+            if (!key(name)) return false;
             ws();
             if (p >= end || *p != ':') return false;
             ++p;
             ws();
-            if (key == path[depth]) {
-                if (depth + 1 < path.size()) return find(path, depth + 1, out);
-                if (p >= end) return false;
-                if (*p == '"') return string(&out);
-                const char* start = p;
-                if (!value_skip()) return false;
-                std::string_view raw(start, static_cast<std::size_t>(p - start));
-                if (raw == "null") return false;
-                out.append(raw);
-                return true;
-            }
-            if (!value_skip()) return false;
+            if (!on_member(name) && !value_skip()) return false;
+            if (done()) return true;
             ws();
             if (p < end && *p == ',') {
                 ++p;
                 continue;
             }
-            return false;
+            return p < end && *p == '}';
         }
+    }
+
+    // Finds `path[depth..]` inside the object at p.
+    bool find(const std::vector<std::string>& path, std::size_t depth, std::string& out) {
+        bool found = false, settled = false;
+        walk(
+            [&](std::string_view name) {
+                if (name != path[depth]) return false;
+                settled = true;  // the first member of that name decides, found or not
+                found = depth + 1 < path.size() ? find(path, depth + 1, out) : value(out);
+                return true;
+            },
+            [&] { return settled; });
+        return found;
     }
 };
 
@@ -222,11 +187,36 @@ struct Scanner {
 
 bool find_json_field(std::string_view json, const std::vector<std::string>& path, std::string& out) {
     if (path.empty()) return false;
-    Scanner s{json.data(), json.data() + json.size()};
+    Scanner s{json.data(), json.data() + json.size(), {}};
     std::size_t mark = out.size();
     if (s.find(path, 0, out)) return true;
     out.resize(mark);
     return false;
+}
+
+std::size_t find_json_members(std::string_view json, std::span<const JsonMember> members) {
+    Scanner s{json.data(), json.data() + json.size(), {}};
+    // Bit i: member i has been decided (found, or its first occurrence was null or bad).
+    std::uint64_t settled = 0;
+    const std::uint64_t all = members.size() >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << members.size()) - 1;
+    std::size_t found = 0;
+    s.walk(
+        [&](std::string_view name) {
+            for (std::size_t i = 0; i < members.size() && i < 64; ++i) {
+                if ((settled >> i) & 1 || name != members[i].name) continue;
+                settled |= std::uint64_t{1} << i;
+                std::string& out = *members[i].out;
+                const std::size_t mark = out.size();
+                if (s.value(out))
+                    ++found;
+                else
+                    out.resize(mark);
+                return true;
+            }
+            return false;
+        },
+        [&] { return settled == all; });
+    return found;
 }
 
 FieldPath::FieldPath(std::string_view path) : text_(path) {

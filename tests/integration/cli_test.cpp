@@ -9,6 +9,7 @@
 #include <fstream>
 #include <regex>
 
+#include "hubflow/version.h"
 #include "process.h"
 
 using namespace hubflow::test;
@@ -63,7 +64,10 @@ protected:
 TEST_F(Cli, VersionAndHelp) {
     auto v = run_program(hubflow_bin, {"--version"});
     EXPECT_EQ(v.code, 0);
-    EXPECT_NE(v.out.find("hubflow 0.1.0 (SDK 1.0)"), std::string::npos) << v.out;
+    const std::string expected = std::string("hubflow ") + HUBFLOW_VERSION_STRING + " (SDK " +
+                                 std::to_string(HUBFLOW_SDK_VERSION_MAJOR) + "." +
+                                 std::to_string(HUBFLOW_SDK_VERSION_MINOR) + ")";
+    EXPECT_NE(v.out.find(expected), std::string::npos) << v.out;
     auto h = run_program(hubflow_bin, {"--help"});
     EXPECT_EQ(h.code, 0);
     for (const char* word : {"run FILE", "validate FILE", "graph FILE", "plugins", "--plugin-dir", "Exit codes"})

@@ -48,11 +48,14 @@ TEST(PluginLoader, BadPluginsAreRefusedAndTheGoodOneStillLoads) {
 
     std::string r = refusal_for(loader, "broken_wrong_major.so");
     EXPECT_NE(r.find("broken_wrong_major.so refused"), std::string::npos) << r;
-    EXPECT_NE(r.find("built for hubflow SDK 2.0 but this host speaks SDK 1.0"), std::string::npos) << r;
+    const std::string host_sdk =
+        std::to_string(HUBFLOW_SDK_VERSION_MAJOR) + "." + std::to_string(HUBFLOW_SDK_VERSION_MINOR);
+    EXPECT_NE(r.find("built for hubflow SDK 2.0 but this host speaks SDK " + host_sdk), std::string::npos) << r;
     EXPECT_NE(r.find("rebuild the plugin against SDK 1.x"), std::string::npos) << r;
 
     r = refusal_for(loader, "broken_newer_minor.so");
-    EXPECT_NE(r.find("needs hubflow SDK 1.99 but this host provides only 1.0; upgrade hubflow"), std::string::npos)
+    EXPECT_NE(r.find("needs hubflow SDK 1.99 but this host provides only " + host_sdk + "; upgrade hubflow"),
+              std::string::npos)
         << r;
 
     r = refusal_for(loader, "broken_no_marker.so");

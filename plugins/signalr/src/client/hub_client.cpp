@@ -382,14 +382,14 @@ private:
     void on_response(HubClient::Connection& c) {
         auto end = c.response.find("\r\n\r\n");
         if (end == std::string::npos) {
-            if (c.response.size() > 16 * 1024) failed(c, "the upgrade response is longer than 16 KiB");
+            if (c.response.size() > std::size_t{16} * 1024) failed(c, "the upgrade response is longer than 16 KiB");
             return;
         }
         // Poco reads the status line and headers, as the hub server reads requests.
         Poco::Net::HTTPResponse head;
         int status = 0;
         try {
-            Poco::MemoryInputStream in(c.response.data(), end + 4);
+            Poco::MemoryInputStream in(c.response.data(), static_cast<std::streamsize>(end + 4));
             head.read(in);
             status = static_cast<int>(head.getStatus());
         } catch (const Poco::Exception&) {
@@ -506,8 +506,8 @@ private:
         e.meta.user_id.clear();
         e.meta.id.clear();
         // A string argument holds the event's JSON text; an object argument is that JSON text already.
-        find_json_field(e.payload, user_id_path_, e.meta.user_id);
-        find_json_field(e.payload, id_path_, e.meta.id);
+        const JsonMember ids[] = {{"id", &e.meta.id}, {"user_id", &e.meta.user_id}};
+        find_json_members(e.payload, ids);
         e.meta.received_at = received_at_;
     }
 
@@ -708,8 +708,6 @@ private:
     std::vector<Event> staged_;
     std::size_t staged_count_ = 0;
     std::chrono::system_clock::time_point received_at_{};
-    const std::vector<std::string> user_id_path_{"user_id"};
-    const std::vector<std::string> id_path_{"id"};
     Gauge* connected_;
     Counter *attempts_, *disconnects_, *disconnected_ms_, *refused_, *protocol_errors_, *token_fetches_;
 };

@@ -7,14 +7,12 @@
 #include <Poco/JSON/Parser.h>
 
 #include <algorithm>
-#include <bit>
 #include <climits>
 #include <cstdint>
 #include <cstring>
 #include <typeinfo>
 
 #include "hubflow/json.h"
-#include "protocol/utf8.h"
 
 namespace hubflow::signalr {
 
@@ -53,202 +51,10 @@ bool is_json_space(char c) {
 // caller then hands the record to Poco, which either accepts it or produces the error. So the scanner only
 // has to be right about what it accepts, and it accepts only what Poco's parser (pdjson) accepts.
 
-constexpr std::uint64_t ones = 0x0101010101010101ULL;
-constexpr std::uint64_t highs = 0x8080808080808080ULL;
-
-// Eight bytes at a time: each function returns a word with the high bit set in every byte of interest,
-// using the usual "has a zero byte" / "has a byte below n" tests. Their borrows can only flag bytes above a
-// real hit, so the lowest flagged byte is always a real one, which is all first_flagged() needs.
-
-// A quote, a backslash, a control character or a non-ASCII byte: what stops a run of plain string text.
-inline std::uint64_t attention_bytes(std::uint64_t w) {
-    const std::uint64_t quote = w ^ (ones * '"');
-    const std::uint64_t backslash = w ^ (ones * '\\');
-    return (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((w - ones * 0x20) & ~w) | w) & highs;
-}
-
-// Index in memory order of the first flagged byte of a non-zero mask.
-inline std::size_t first_flagged(std::uint64_t mask) {
-    if constexpr (std::endian::native == std::endian::little)
-        return static_cast<std::size_t>(std::countr_zero(mask)) >> 3;
-    else
-        return static_cast<std::size_t>(std::countl_zero(mask)) >> 3;
-}
-
-inline std::uint64_t load8(const char* p) {
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    return w;
-}
-
-inline int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-inline bool read_hex4(const char*& p, const char* end, unsigned& value) {
-    if (end - p < 4) return false;
-    value = 0;
-    for (int i = 0; i < 4; ++i) {
-        const int h = hex_value(p[i]);
-        if (h < 0) return false;
-        value = (value << 4) | static_cast<unsigned>(h);
-    }
-    p += 4;
-    return true;
-}
-
-// Writes a code point as UTF-8 at w; returns the new end.
-inline char* put_utf8(char* w, unsigned cp) {
-    if (cp < 0x80) {
-        *w++ = static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        *w++ = static_cast<char>(0xC0 | (cp >> 6));
-        *w++ = static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        *w++ = static_cast<char>(0xE0 | (cp >> 12));
-        *w++ = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        *w++ = static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        *w++ = static_cast<char>(0xF0 | (cp >> 18));
-        *w++ = static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        *w++ = static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        *w++ = static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    return w;
-}
-
-// At the opening quote of a string value; appends its unescaped text to *out when Write. One pass that
-// writes through a pointer: event JSON has an escape every few characters, and a string append per escape
-// (or a second pass to find the end first) costs more than the rest of the parse. The buffer starts as
-// whatever capacity `out` already has (a reused argument keeps the previous message's) and grows
-// geometrically, never beyond what the rest of the input could decode to, so the work stays linear.
-template <bool Write>
-bool scan_string_impl(const char*& p, const char* const end, std::string* out) {
-    ++p;
-    char* w = nullptr;
-    char* limit = nullptr;
-    if constexpr (Write) {
-        const std::size_t base = out->size();
-        const std::size_t room =
-            std::min(static_cast<std::size_t>(end - p), std::max<std::size_t>(out->capacity() - base, 64));
-        out->resize(base + room);
-        w = out->data() + base;
-        limit = out->data() + out->size();
-    }
-    // Makes room for n more bytes of output; p is already past the input they come from. Only called when the
-    // room left is short (rare), so the check at each call site stays inline on the hot path.
-    auto grow = [&](std::size_t n) {
-        const std::size_t used = static_cast<std::size_t>(w - out->data());
-        const std::size_t most = used + n + static_cast<std::size_t>(end - p);  // text <= its JSON form
-        const std::size_t want = std::max(used + n, std::min(out->size() * 2, most));
-        out->resize(want);
-        w = out->data() + used;
-        limit = out->data() + want;
-    };
-    for (;;) {
-        // Plain text is copied eight bytes at a time while it is scanned: each word is stored whole (the
-        // output has room for it) and the write position advances only past its plain bytes, so a stretch
-        // between two escapes costs no call. Valid multi-byte characters are plain text too.
-        for (;;) {
-            while (end - p >= 8) {
-                const std::uint64_t word = load8(p);
-                const std::uint64_t hits = attention_bytes(word);
-                if constexpr (Write) {
-                    if (static_cast<std::size_t>(limit - w) < 8) grow(8);
-                    std::memcpy(w, &word, 8);
-                }
-                if (hits) {
-                    const auto plain = first_flagged(hits);
-                    p += plain;
-                    if constexpr (Write) w += plain;
-                    break;
-                }
-                p += 8;
-                if constexpr (Write) w += 8;
-            }
-            if (p >= end) return false;
-            const auto c = static_cast<unsigned char>(*p);
-            if (c >= 0x80) {
-                const std::size_t n = utf8_sequence_length(reinterpret_cast<const unsigned char*>(p),
-                                                           reinterpret_cast<const unsigned char*>(end));
-                if (n == 0) return false;
-                if constexpr (Write) {
-                    if (static_cast<std::size_t>(limit - w) < n) grow(n);
-                    std::memcpy(w, p, n);
-                    w += n;
-                }
-                p += n;
-                continue;
-            }
-            if (c < 0x20 || c == '"' || c == '\\') break;
-            if constexpr (Write) {
-                if (static_cast<std::size_t>(limit - w) < 1) grow(1);
-                *w++ = static_cast<char>(c);
-            }
-            ++p;
-        }
-        const char c = *p++;
-        if (c == '"') {
-            if constexpr (Write) out->resize(static_cast<std::size_t>(w - out->data()));
-            return true;
-        }
-        if (c != '\\') return false;  // a raw control character
-        if (p >= end) return false;
-        const char e = *p++;
-        char plain;
-        switch (e) {
-            case '"':
-            case '\\':
-            case '/':
-                plain = e;
-                break;
-            case 'b':
-                plain = '\b';
-                break;
-            case 'f':
-                plain = '\f';
-                break;
-            case 'n':
-                plain = '\n';
-                break;
-            case 'r':
-                plain = '\r';
-                break;
-            case 't':
-                plain = '\t';
-                break;
-            case 'u': {
-                unsigned cp;
-                if (!read_hex4(p, end, cp)) return false;
-                if (cp >= 0xDC00 && cp <= 0xDFFF) return false;  // a low surrogate without its high half
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    unsigned low;
-                    if (end - p < 2 || p[0] != '\\' || p[1] != 'u') return false;
-                    p += 2;
-                    if (!read_hex4(p, end, low) || low < 0xDC00 || low > 0xDFFF) return false;
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-                }
-                if constexpr (Write) {
-                    if (static_cast<std::size_t>(limit - w) < 4) grow(4);
-                    w = put_utf8(w, cp);
-                }
-                continue;
-            }
-            default:
-                return false;
-        }
-        if constexpr (Write) {
-            if (static_cast<std::size_t>(limit - w) < 1) grow(1);
-            *w++ = plain;
-        }
-    }
-}
-
+// At the opening quote of a string value; appends its unescaped text to *out when there is one. The SDK's
+// string reader accepts exactly what pdjson does (strict RFC 8259 strings, valid UTF-8).
 bool scan_string(const char*& p, const char* end, std::string* out) {
-    return out ? scan_string_impl<true>(p, end, out) : scan_string_impl<false>(p, end, nullptr);
+    return out ? read_json_string(p, end, *out) : skip_json_string(p, end);
 }
 
 // At the opening quote of a member name. Only plain ASCII names are handled: escapes would need decoding
@@ -665,10 +471,9 @@ bool parse_invocation_fast(std::string_view record, HubMessage& out) {
                     skip_space(p, end);
                 }
             }
-        } else if (key == "error" || key == "result" || key == "item" || key == "allowReconnect") {
-            return false;  // members with type rules of their own; rare in an invocation
-        } else if (!skip_scalar(p, end)) {
-            return false;
+        } else if (key == "error" || key == "result" || key == "item" || key == "allowReconnect" ||
+                   !skip_scalar(p, end)) {
+            return false;  // members with type rules of their own (rare in an invocation), or not a scalar
         }
         skip_space(p, end);
         if (p >= end) return false;
@@ -753,7 +558,7 @@ bool parse_message_poco(std::string_view record, HubMessage& out, std::string& e
         const char* name = out.type == message_type::stream_item ? "item" : "result";
         store_value(obj->get(name), raw_member(record, name), out, argument_count++);
     } else if (has_arguments && out.type != message_type::completion) {
-        const auto array = arguments.extract<Poco::JSON::Array::Ptr>();
+        const auto& array = arguments.extract<Poco::JSON::Array::Ptr>();
         std::vector<std::string_view> raw;
         bool all_strings = true;
         for (std::size_t i = 0; i < array->size() && all_strings; ++i)

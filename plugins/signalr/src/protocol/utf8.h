@@ -1,6 +1,6 @@
 #pragma once
-// UTF-8 validation shared by the WebSocket decoder (text messages, close reasons) and the JSON fast path.
-// Header-only because both callers sit on hot paths and the ASCII loop must inline.
+// UTF-8 validation for the WebSocket decoder (text messages, close reasons). Header-only because it sits on
+// the hot path and the ASCII loop must inline.
 
 #include <cstddef>
 #include <cstdint>
@@ -76,32 +76,6 @@ inline bool Utf8Validator::feed(std::string_view chunk) noexcept {
 inline bool is_valid_utf8(std::string_view text) noexcept {
     Utf8Validator v;
     return v.feed(text) && v.complete();
-}
-
-// Length of the valid UTF-8 sequence starting at p (whose first byte is >= 0x80), or 0 when it is not one.
-inline std::size_t utf8_sequence_length(const unsigned char* p, const unsigned char* end) noexcept {
-    unsigned c = *p;
-    std::size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) {
-        n = 2;
-    } else if (c < 0xF0) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c < 0xF5) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (static_cast<std::size_t>(end - p) < n) return 0;
-    if (p[1] < lo || p[1] > hi) return 0;
-    for (std::size_t i = 2; i < n; ++i)
-        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
-    return n;
 }
 
 }  // namespace hubflow::signalr

@@ -1,0 +1,121 @@
+// The signalr source's per-event work without a socket: WebSocket frames in, events' payloads and ids out.
+// The input is the stream hub_blaster sends (bench/cases/ingest), so these figures explain that case's.
+//   build/bin/bench_signalr_decode --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "entry_frames.h"
+#include "hubflow/json.h"
+#include "protocol/utf8.h"
+
+namespace {
+
+using namespace hubflow;
+
+constexpr int kEvents = 4096;
+constexpr std::size_t kReadSize = std::size_t{256} * 1024;  // what the source asks recv() for
+
+const std::string& frames() {
+    static const std::string block = bench::entry_frames(kEvents, 7, "bench");
+    return block;
+}
+
+std::vector<std::string> records() {
+    std::vector<signalr::WsEvent> events;
+    signalr::FrameDecoder decoder(signalr::Endpoint::client, 1 << 20);
+    decoder.feed(frames(), events);
+    std::vector<std::string> out;
+    for (auto& e : events) {
+        e.payload.pop_back();  // the record separator
+        out.push_back(std::move(e.payload));
+    }
+    return out;
+}
+
+std::vector<std::string> payloads() {
+    std::vector<std::string> out;
+    signalr::HubMessage message;
+    std::string error;
+    for (const auto& r : records()) {
+        signalr::parse_message(r, message, error);
+        out.push_back(message.arguments.at(0));
+    }
+    return out;
+}
+
+void per_event(benchmark::State& state, std::size_t bytes) {
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * kEvents);
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
+}
+
+// WebSocket frames, read as recv() hands them over, into whole text messages (UTF-8 checked).
+void BM_FrameDecoder(benchmark::State& state) {
+    const std::string& block = frames();
+    std::vector<signalr::WsEvent> events;
+    for (auto _ : state) {
+        signalr::FrameDecoder decoder(signalr::Endpoint::client, 1 << 20);
+        for (std::size_t at = 0; at < block.size(); at += kReadSize) {
+            events.clear();
+            decoder.feed(std::string_view(block).substr(at, kReadSize), events);
+            benchmark::DoNotOptimize(events.data());
+        }
+    }
+    per_event(state, block.size());
+}
+BENCHMARK(BM_FrameDecoder);
+
+// UTF-8 validation alone, over the same messages.
+void BM_Utf8Validator(benchmark::State& state) {
+    const auto input = records();
+    std::size_t bytes = 0;
+    for (const auto& r : input)
+        bytes += r.size();
+    for (auto _ : state)
+        for (const auto& r : input) {
+            signalr::Utf8Validator v;
+            const char* data = r.data();
+            benchmark::DoNotOptimize(data);  // so the text is read again each time, not judged once
+            benchmark::DoNotOptimize(v.feed(std::string_view(data, r.size())));
+        }
+    per_event(state, bytes);
+}
+BENCHMARK(BM_Utf8Validator);
+
+// One record into a HubMessage: the JSON string argument unescaped.
+void BM_ParseMessage(benchmark::State& state) {
+    const auto input = records();
+    std::size_t bytes = 0;
+    for (const auto& r : input)
+        bytes += r.size();
+    signalr::HubMessage message;
+    std::string error;
+    for (auto _ : state)
+        for (const auto& r : input)
+            benchmark::DoNotOptimize(signalr::parse_message(r, message, error));
+    per_event(state, bytes);
+}
+BENCHMARK(BM_ParseMessage);
+
+// The event's user_id and id out of its payload, as the source sets its metadata.
+void BM_EventIds(benchmark::State& state) {
+    const auto input = payloads();
+    std::size_t bytes = 0;
+    for (const auto& p : input)
+        bytes += p.size();
+    std::string user_id, id;
+    const JsonMember ids[] = {{"id", &id}, {"user_id", &user_id}};
+    for (auto _ : state)
+        for (const auto& p : input) {
+            user_id.clear();
+            id.clear();
+            benchmark::DoNotOptimize(find_json_members(p, ids));
+        }
+    per_event(state, bytes);
+}
+BENCHMARK(BM_EventIds);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -428,7 +428,7 @@ private:
     void on_ws_bytes(HubClient::Connection& c, std::string_view bytes) {
         frames_.clear();
         const bool ok = c.decoder->feed(bytes, frames_);
-        for (WsEvent& e : frames_) {
+        for (WsView& e : frames_) {
             if (c.phase == Phase::waiting) return;
             on_frame(c, e);
         }
@@ -440,7 +440,7 @@ private:
         }
     }
 
-    void on_frame(HubClient::Connection& c, WsEvent& e) {
+    void on_frame(HubClient::Connection& c, const WsView& e) {
         switch (e.kind) {
             case WsEvent::ping:
                 send_frame(c, Opcode::pong, e.payload);
@@ -451,7 +451,7 @@ private:
                 send_frame(c, Opcode::close, close_payload(close_code::normal, ""));
                 flush(c);
                 return lost(c, "the hub closed the WebSocket (code " + std::to_string(e.close_code) +
-                                   (e.payload.empty() ? "" : ", " + e.payload) + ")");
+                                   (e.payload.empty() ? "" : ", " + std::string(e.payload)) + ")");
             case WsEvent::binary:
                 protocol_errors_->add();
                 return lost(c, "the hub sent a binary frame, which the JSON hub protocol never uses");
@@ -701,7 +701,7 @@ private:
     std::uint64_t fetches_seen_ = 0;
     std::string error_text_;
     char buffer_[256 * 1024];
-    std::vector<WsEvent> frames_;
+    std::vector<WsView> frames_;
     HubMessage message_;
     std::string parse_error_;
     std::string frame_;

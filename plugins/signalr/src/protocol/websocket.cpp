@@ -118,7 +118,16 @@ bool FrameDecoder::fail(std::uint16_t code, std::string reason) {
 }
 
 bool FrameDecoder::feed(std::string_view bytes, std::vector<WsEvent>& out) {
+    scratch_.clear();
+    const bool ok = feed(bytes, scratch_);
+    for (const WsView& v : scratch_)
+        out.push_back(WsEvent{v.kind, std::string(v.payload), v.close_code});
+    return ok;
+}
+
+bool FrameDecoder::feed(std::string_view bytes, std::vector<WsView>& out) {
     if (failed_) return false;
+    held_used_ = 0;  // the views handed out by the last call are no longer in use
     const char* p = bytes.data();
     const char* const end = p + bytes.size();
     while (p < end && !closed_) {
@@ -136,13 +145,42 @@ bool FrameDecoder::feed(std::string_view bytes, std::vector<WsEvent>& out) {
             if (remaining_ == 0 && !on_frame_end(out)) return false;
             continue;
         }
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, end - p));
+        const auto available = static_cast<std::size_t>(end - p);
+        if (whole_candidate_) {
+            whole_candidate_ = false;
+            if (remaining_ <= available) {
+                // The common case on a busy connection: the message is right here, so it is not copied.
+                const std::string_view payload(p, static_cast<std::size_t>(remaining_));
+                if (message_is_text_ && !is_valid_utf8(payload))
+                    return fail(close_code::invalid_payload, "Text message is not valid UTF-8.");
+                p += remaining_;
+                remaining_ = 0;
+                in_payload_ = false;
+                in_message_ = false;
+                header_have_ = 0;
+                header_need_ = 2;
+                out.push_back(WsView{message_is_text_ ? WsEvent::text : WsEvent::binary, payload, 0});
+                continue;
+            }
+            reserve_message(remaining_);
+        }
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, available));
         if (!on_payload(p, n)) return false;
         p += n;
         remaining_ -= n;
         if (remaining_ == 0 && !on_frame_end(out)) return false;
     }
     return true;
+}
+
+std::string_view FrameDecoder::hold(std::string& from) {
+    if (held_used_ == held_.size()) held_.emplace_back();
+    std::string& slot = held_[held_used_++];
+    slot.swap(from);
+    from.clear();
+    // A spare that once held a huge message is not kept for ever.
+    if (from.capacity() > std::size_t{64} * 1024) std::string().swap(from);
+    return slot;
 }
 
 // Everything that can be judged from the first two bytes is judged there, so a bad frame is refused before
@@ -215,14 +253,19 @@ bool FrameDecoder::on_full_header() {
     if (length > max_message_bytes_ - message_.size())
         return fail(close_code::message_too_big,
                     "Message over the limit of " + std::to_string(max_message_bytes_) + " bytes.");
-    const std::size_t needed = message_.size() + static_cast<std::size_t>(length);
+    whole_candidate_ = fin_ && !masked_ && opcode_ != Opcode::continuation && length > 0;
+    if (!whole_candidate_) reserve_message(length);
+    return true;
+}
+
+void FrameDecoder::reserve_message(std::uint64_t frame_length) {
+    const std::size_t needed = message_.size() + static_cast<std::size_t>(frame_length);
     if (message_.capacity() < needed) {
-        // The first frame gets exactly its size (the common unfragmented message costs one allocation);
-        // continuations grow geometrically, capped at the limit, so many small fragments stay linear.
+        // The first frame gets exactly its size; continuations grow geometrically, capped at the limit, so many
+        // small fragments stay linear.
         std::size_t grow = message_.empty() ? needed : std::min(max_message_bytes_, message_.capacity() * 2);
         message_.reserve(std::max(needed, grow));
     }
-    return true;
 }
 
 bool FrameDecoder::on_payload(const char* data, std::size_t size) {
@@ -239,7 +282,7 @@ bool FrameDecoder::on_payload(const char* data, std::size_t size) {
     return true;
 }
 
-bool FrameDecoder::on_frame_end(std::vector<WsEvent>& out) {
+bool FrameDecoder::on_frame_end(std::vector<WsView>& out) {
     in_payload_ = false;
     header_have_ = 0;
     header_need_ = 2;
@@ -251,30 +294,27 @@ bool FrameDecoder::on_frame_end(std::vector<WsEvent>& out) {
             if (message_is_text_ && !utf8_.complete())
                 return fail(close_code::invalid_payload, "Text message is not valid UTF-8.");
             in_message_ = false;
-            out.push_back(WsEvent{message_is_text_ ? WsEvent::text : WsEvent::binary, std::move(message_), 0});
-            message_.clear();  // a moved-from string is valid but unspecified; make it empty
+            out.push_back(WsView{message_is_text_ ? WsEvent::text : WsEvent::binary, hold(message_), 0});
             return true;
         case Opcode::ping:
         case Opcode::pong:
-            out.push_back(WsEvent{opcode_ == Opcode::ping ? WsEvent::ping : WsEvent::pong, std::move(control_), 0});
-            control_.clear();
+            out.push_back(WsView{opcode_ == Opcode::ping ? WsEvent::ping : WsEvent::pong, hold(control_), 0});
             return true;
         case Opcode::close: {
             std::uint16_t code = close_code::no_status;
-            std::string reason;
             if (control_.size() == 1) return fail(close_code::protocol_error, "Close frame with a 1-byte payload.");
             if (control_.size() >= 2) {
                 code = static_cast<std::uint16_t>((static_cast<std::uint8_t>(control_[0]) << 8) |
                                                   static_cast<std::uint8_t>(control_[1]));
                 if (!is_valid_close_code(code))
                     return fail(close_code::protocol_error, "Invalid close code " + std::to_string(code) + ".");
-                reason.assign(control_, 2);
-                if (!is_valid_utf8(reason)) return fail(close_code::protocol_error, "Close reason is not valid UTF-8.");
+                control_.erase(0, 2);  // the reason
+                if (!is_valid_utf8(control_))
+                    return fail(close_code::protocol_error, "Close reason is not valid UTF-8.");
             }
             closed_ = true;
             std::string().swap(message_);  // whatever message was in progress will never be finished
-            control_.clear();
-            out.push_back(WsEvent{WsEvent::close, std::move(reason), code});
+            out.push_back(WsView{WsEvent::close, hold(control_), code});
             return true;
         }
     }

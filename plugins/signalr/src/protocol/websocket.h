@@ -56,6 +56,15 @@ struct WsEvent {
     std::uint16_t close_code = 0;  // Close only: the peer's code, 1005 when its Close had no payload
 };
 
+// A WsEvent whose payload views bytes that stay valid until the decoder's next feed() or its end: the input
+// itself when a whole unmasked frame was in it, else storage the decoder reuses. What a connection's read
+// loop wants: no copy and no allocation per message.
+struct WsView {
+    WsEvent::Kind kind = WsEvent::text;
+    std::string_view payload;
+    std::uint16_t close_code = 0;
+};
+
 struct WsError {
     std::uint16_t close_code = 0;  // what to send in our Close before dropping the connection
     std::string reason;            // for logs; short enough to be a Close reason too
@@ -73,7 +82,11 @@ public:
     // Decodes `bytes`, appending complete messages and control frames to `out`. Returns false on a protocol
     // violation: error() then says which close code to fail the connection with. Events appended before the
     // violation are genuine and may be acted on. After a violation every call returns false; after a Close
-    // frame the rest of the input is ignored (the peer must send nothing after it).
+    // frame the rest of the input is ignored (the peer must send nothing after it). The views are valid until
+    // the next call: `bytes` must stay untouched until then too.
+    bool feed(std::string_view bytes, std::vector<WsView>& out);
+
+    // The same, with events that own their payloads (a copy each), for callers that keep them.
     bool feed(std::string_view bytes, std::vector<WsEvent>& out);
 
     bool failed() const noexcept { return failed_; }
@@ -89,7 +102,10 @@ private:
     bool on_first_two_bytes();
     bool on_full_header();
     bool on_payload(const char* data, std::size_t size);
-    bool on_frame_end(std::vector<WsEvent>& out);
+    bool on_frame_end(std::vector<WsView>& out);
+    void reserve_message(std::uint64_t frame_length);
+    // Moves `from`'s text into storage that lives until the next feed, handing `from` a spare buffer.
+    std::string_view hold(std::string& from);
 
     Endpoint role_;
     std::size_t max_message_bytes_;
@@ -113,6 +129,14 @@ private:
     bool message_is_text_ = false;
     std::string message_;
     std::string control_;
+    // Payloads of this feed's events that had to be copied (masked, fragmented, or split between two feeds).
+    // The strings are reused from feed to feed, so their buffers are too.
+    std::vector<std::string> held_;
+    std::size_t held_used_ = 0;
+    std::vector<WsView> scratch_;  // for the owning feed()
+    // The frame being read is a whole unfragmented unmasked data message: if all of it is in the input, it is
+    // handed out as a view of the input.
+    bool whole_candidate_ = false;
     Utf8Validator utf8_;
 
     bool failed_ = false;

@@ -578,7 +578,7 @@ private:
     // --- WebSocket and SignalR ------------------------------------------------------------------------
 
     void on_ws_bytes(Connection& c, std::string_view bytes) {
-        std::vector<WsEvent> events;
+        std::vector<WsView> events;
         bool ok = c.decoder->feed(bytes, events);
         for (auto& e : events) {
             if (c.dead || c.state == Connection::State::closing) return;
@@ -596,7 +596,7 @@ private:
         }
     }
 
-    void on_ws_event(Connection& c, WsEvent& e) {
+    void on_ws_event(Connection& c, const WsView& e) {
         switch (e.kind) {
             case WsEvent::Kind::ping: {
                 auto frame = std::make_shared<std::string>();

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -12,12 +13,13 @@ namespace {
 using hubflow::signalr::append_frame;
 using hubflow::signalr::apply_mask;
 using hubflow::signalr::close_payload;
+using hubflow::signalr::Endpoint;
 using hubflow::signalr::FrameDecoder;
 using hubflow::signalr::is_valid_close_code;
 using hubflow::signalr::Opcode;
-using hubflow::signalr::Endpoint;
 using hubflow::signalr::websocket_accept_key;
 using hubflow::signalr::WsEvent;
+using hubflow::signalr::WsView;
 using Mask = std::array<std::uint8_t, 4>;
 
 constexpr Mask test_mask{0x37, 0xfa, 0x21, 0x3d};  // the key of the RFC 6455 section 5.7 examples
@@ -76,7 +78,8 @@ struct Decoded {
 };
 
 // Feeds `input` in pieces of `chunk` bytes (0 = all at once).
-Decoded decode(std::string_view input, Endpoint role = Endpoint::server, std::size_t limit = big_limit, std::size_t chunk = 0) {
+Decoded decode(std::string_view input, Endpoint role = Endpoint::server, std::size_t limit = big_limit,
+               std::size_t chunk = 0) {
     FrameDecoder d(role, limit);
     Decoded r;
     if (chunk == 0) chunk = input.size() + 1;
@@ -655,3 +658,66 @@ TEST(Utf8, WholeAndChunkedAgree) {
 }
 
 }  // namespace
+
+TEST(FrameDecoderViews, AWholeUnmaskedMessageIsAViewOfTheInput) {
+    FrameDecoder d(Endpoint::client, big_limit);
+    const std::string input = server_frame(Opcode::text, "first") + server_frame(Opcode::binary, "second") +
+                              server_frame(Opcode::ping, "p") + server_frame(Opcode::text, "third");
+    std::vector<WsView> views;
+    ASSERT_TRUE(d.feed(input, views));
+    ASSERT_EQ(views.size(), 4u);
+    EXPECT_EQ(views[0].kind, WsEvent::text);
+    EXPECT_EQ(views[0].payload, "first");
+    EXPECT_EQ(views[1].kind, WsEvent::binary);
+    EXPECT_EQ(views[1].payload, "second");
+    EXPECT_EQ(views[2].kind, WsEvent::ping);
+    EXPECT_EQ(views[2].payload, "p");
+    EXPECT_EQ(views[3].payload, "third");
+    const auto inside = [&](std::string_view v) {
+        return v.data() >= input.data() && v.data() + v.size() <= input.data() + input.size();
+    };
+    EXPECT_TRUE(inside(views[0].payload));
+    EXPECT_TRUE(inside(views[1].payload));
+    EXPECT_TRUE(inside(views[3].payload));
+}
+
+TEST(FrameDecoderViews, CopiedMessagesStayValidUntilTheNextFeedAndReuseTheirStorage) {
+    // A message split between two reads, a fragmented one and a masked one are copied; their views hold
+    // until the next feed, and after the first rounds no new storage is taken.
+    FrameDecoder d(Endpoint::client, big_limit);
+    std::vector<WsView> views;
+    std::set<const char*> storage;
+    for (int round = 0; round < 50; ++round) {
+        const std::string message = "round " + std::to_string(100 + round) + std::string(300, 'x');  // one length
+        const std::string split = server_frame(Opcode::text, message);
+        const std::string fragments = server_frame(Opcode::text, "frag", false) + server_frame(Opcode::ping, "") +
+                                      server_frame(Opcode::continuation, "ment");
+        views.clear();
+        ASSERT_TRUE(d.feed(std::string_view(split).substr(0, 100), views));
+        EXPECT_TRUE(views.empty());
+        std::string second = split.substr(100) + fragments;
+        ASSERT_TRUE(d.feed(second, views));
+        second.assign(second.size(), '\0');  // the views of copied payloads do not depend on the input
+        ASSERT_EQ(views.size(), 3u);
+        EXPECT_EQ(views[0].payload, message);
+        EXPECT_EQ(views[1].kind, WsEvent::ping);
+        EXPECT_EQ(views[2].payload, "fragment");
+        if (round >= 5) {
+            EXPECT_TRUE(storage.count(views[0].payload.data())) << "round " << round;
+            EXPECT_TRUE(storage.count(views[2].payload.data())) << "round " << round;
+        }
+        storage.insert(views[0].payload.data());
+        storage.insert(views[2].payload.data());
+    }
+}
+
+TEST(FrameDecoderViews, ViewsBeforeAViolationStayUsable) {
+    FrameDecoder d(Endpoint::client, big_limit);
+    std::vector<WsView> views;
+    std::string input = server_frame(Opcode::text, "fine", false) + server_frame(Opcode::continuation, " too") +
+                        server_frame(Opcode::text, "\xC3\x28");
+    EXPECT_FALSE(d.feed(input, views));
+    ASSERT_EQ(views.size(), 1u);
+    EXPECT_EQ(views[0].payload, "fine too");
+    EXPECT_EQ(d.error().close_code, 1007);
+}

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -130,8 +131,9 @@ private:
     std::string message_;
     std::string control_;
     // Payloads of this feed's events that had to be copied (masked, fragmented, or split between two feeds).
-    // The strings are reused from feed to feed, so their buffers are too.
-    std::vector<std::string> held_;
+    // The strings are reused from feed to feed, so their buffers are too. A deque, because views of short
+    // payloads point into the string objects themselves, which must not move when more are added.
+    std::deque<std::string> held_;
     std::size_t held_used_ = 0;
     std::vector<WsView> scratch_;  // for the owning feed()
     // The frame being read is a whole unfragmented unmasked data message: if all of it is in the input, it is

@@ -721,3 +721,17 @@ TEST(FrameDecoderViews, ViewsBeforeAViolationStayUsable) {
     EXPECT_EQ(views[0].payload, "fine too");
     EXPECT_EQ(d.error().close_code, 1007);
 }
+
+TEST(FrameDecoderViews, ManyShortCopiedMessagesInOneFeedKeepTheirText) {
+    // Masked frames are always copied; short payloads live inside the held string objects themselves, so
+    // those must not move while a feed adds more (the sanitizer build checks the reads below).
+    FrameDecoder d(Endpoint::server, big_limit);
+    std::string input;
+    for (int i = 0; i < 200; ++i)
+        input += client_frame(Opcode::text, "m" + std::to_string(i));
+    std::vector<WsView> views;
+    ASSERT_TRUE(d.feed(input, views));
+    ASSERT_EQ(views.size(), 200u);
+    for (int i = 0; i < 200; ++i)
+        EXPECT_EQ(views[static_cast<std::size_t>(i)].payload, "m" + std::to_string(i));
+}

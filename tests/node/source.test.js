@@ -161,15 +161,19 @@ test("the first connect failing is retried until the hub appears", async () => {
 // ---- tokens from an OAuth2 endpoint ----------------------------------------------------------------------
 
 // An IdentityServer-style /connect/token: client_credentials for client "hubflow" / secret "s3cret", tokens
-// "tok-1", "tok-2", ... living `lifetime` seconds.
-function tokenEndpoint({ lifetime }) {
-  const ep = { issued: [], requests: [] };
+// "tok-1", "tok-2", ... living `lifetime` seconds. `delayMs(n)` holds the answer to the n-th request (from 1).
+function tokenEndpoint({ lifetime, delayMs = () => 0 }) {
+  const ep = { issued: [], requests: [], answered: 0 };
   const server = http.createServer((req, res) => {
     let body = "";
     req.on("data", (d) => (body += d));
-    req.on("end", () => {
+    req.on("end", async () => {
+      const n = ep.requests.length + 1;
+      ep.requests.push({});
+      await new Promise((r) => setTimeout(r, delayMs(n)));
+      ep.answered += 1;
       const form = new URLSearchParams(body);
-      ep.requests.push(Object.fromEntries(form));
+      ep.requests[n - 1] = Object.fromEntries(form);
       if (req.url !== "/connect/token" || form.get("client_id") !== "hubflow" || form.get("client_secret") !== "s3cret") {
         res.writeHead(400, { "Content-Type": "application/json" });
         return res.end(JSON.stringify({ error: "invalid_client" }));
@@ -222,6 +226,36 @@ test("OAuth2: renewed ahead of expiry while connected; a 401 on reconnect fetche
     assert.ok(ep.issued.length > issuedBefore, "a new token was fetched after the 401");
     assert.equal(hub.upgrades.at(-1).auth, `Bearer ${ep.issued.at(-1)}`);
     assert.doesNotMatch(c.text, /tok-\d|s3cret/, "neither tokens nor secrets are logged");
+  } finally {
+    assert.equal(await stop(c), 0);
+    await hub.close();
+    await ep.close();
+  }
+});
+
+test("OAuth2: a slow token endpoint does not hold up the events of an open hub", async () => {
+  // The renewal request (the second) is answered after 3 s; the hub sends an event every 20 ms meanwhile.
+  const ep = tokenEndpoint({ lifetime: 2, delayMs: (n) => (n === 2 ? 3000 : 0) });
+  await ep.listen();
+  let sent = 0;
+  const hub = referenceHub({
+    scenarios: [(ws) => {
+      ws.send("{}" + RS);
+      const t = setInterval(() => ws.readyState === 1 && ws.send(event(`s${++sent}`)), 20);
+      ws.on("close", () => clearInterval(t));
+    }],
+  });
+  await hub.listen();
+  const c = consumer("slow-token", { url: `ws://127.0.0.1:${hub.port}/v1/hub/entries?site_id=s4`,
+                                     auth: oauth2(ep, { refresh_at: 0.5 }) });
+  try {
+    await waitFor(() => lines(c.out).length >= 5, 10000, "the first events");
+    await waitFor(() => ep.requests.length === 2, 5000, "the renewal request");
+    const before = lines(c.out).length;
+    await waitFor(() => lines(c.out).length >= before + 25, 2500, "events while the renewal is pending");
+    assert.equal(ep.answered, 1, "the renewal was still pending while those events arrived");
+    await waitFor(() => ep.answered >= 2, 5000, "the renewal answered");
+    assert.equal(hub.connections.length, 1, "renewal needs no reconnect");
   } finally {
     assert.equal(await stop(c), 0);
     await hub.close();

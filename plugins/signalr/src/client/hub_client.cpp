@@ -29,6 +29,7 @@
 #include <sstream>
 
 #include "client/backoff.h"
+#include "client/blocking_worker.h"
 #include "hubflow/json.h"
 #include "protocol/hub_protocol.h"
 #include "protocol/websocket.h"
@@ -39,7 +40,8 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-enum class Phase { waiting, connecting, tls, upgrading, handshaking, open };
+// resolving: the token and the hub's address are being fetched on the blocking worker.
+enum class Phase { waiting, resolving, connecting, tls, upgrading, handshaking, open };
 
 std::string seconds_text(steady::duration d) {
     std::ostringstream s;
@@ -63,6 +65,8 @@ struct HubClient::Connection {
     std::string response;  // HTTP response bytes while upgrading
     std::string out;       // bytes the socket has not taken yet
     std::string ws_key;
+    std::string token;          // presented by this attempt
+    std::uint64_t attempt = 0;  // numbers the attempts, so a late answer from the worker can be told stale
     std::optional<FrameDecoder> decoder;
     Backoff backoff;
     std::uint32_t consecutive_failures = 0;
@@ -101,6 +105,10 @@ public:
         token_fetches_ = &m.counter("token_fetches", "tokens fetched from the OAuth2 endpoint");
         epoll_ = epoll_create1(EPOLL_CLOEXEC);
         if (epoll_ < 0) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.ptr = &worker_;
+        epoll_ctl(epoll_, EPOLL_CTL_ADD, worker_.event_fd(), &ev);
     }
     ~Loop() { ::close(epoll_); }
 
@@ -116,8 +124,12 @@ public:
             const int n = epoll_wait(epoll_, events, 64, static_cast<int>(wait_ms()));
             if (n < 0 && errno != EINTR) throw std::runtime_error(std::string("epoll_wait: ") + std::strerror(errno));
             received_at_ = context_.clock().now();
-            for (int i = 0; i < n; ++i)
-                on_ready(*static_cast<HubClient::Connection*>(events[i].data.ptr), events[i].events);
+            for (int i = 0; i < n; ++i) {
+                if (events[i].data.ptr == &worker_)
+                    worker_.run_finished();
+                else
+                    on_ready(*static_cast<HubClient::Connection*>(events[i].data.ptr), events[i].events);
+            }
             emit_staged();
             on_timers(steady::now());
             renew_token_ahead();
@@ -167,53 +179,103 @@ private:
     }
 
     // OAuth2 tokens are renewed while connected, ahead of expiry, so a reconnect never waits for (or
-    // presents) an expired one.
+    // presents) an expired one. The request runs on the worker, so the open hubs keep streaming meanwhile.
     void renew_token_ahead() {
-        if (!tokens_.refresh_due()) return;
-        try {
-            tokens_.current();
-        } catch (const std::exception& e) {
-            log_.warn("renewing the token ahead of expiry failed: ", e.what(), "; will retry before the next connect");
-            tokens_.invalidate();
-        }
-        sync_fetches();
+        if (renewing_ || steady::now() < token_renew_at_) return;
+        renewing_ = true;
+        auto result = std::make_shared<TokenResult>();
+        worker_.post(
+            [&tokens = tokens_, result] {
+                if (tokens.refresh_due()) {
+                    try {
+                        tokens.current();
+                    } catch (const std::exception& e) {
+                        result->error = e.what();
+                        tokens.invalidate();
+                    }
+                }
+                result->note(tokens);
+            },
+            [this, result] {
+                renewing_ = false;
+                note_tokens(*result);
+                if (!result->error.empty())
+                    log_.warn("renewing the token ahead of expiry failed: ", result->error,
+                              "; will retry before the next connect");
+            });
     }
 
-    void sync_fetches() {
-        const auto f = tokens_.fetches();
-        if (f > fetches_seen_) token_fetches_->add(f - fetches_seen_);
-        fetches_seen_ = f;
+    // What the loop learns of the token provider, which only the worker touches.
+    struct TokenResult {
+        std::string token, error;
+        std::uint64_t fetches = 0;
+        steady::time_point renew_at = steady::time_point::max();
+        void note(const TokenProvider& tokens) {
+            fetches = tokens.fetches();
+            renew_at = tokens.renew_at();
+        }
+    };
+
+    void note_tokens(const TokenResult& r) {
+        if (r.fetches > fetches_seen_) token_fetches_->add(r.fetches - fetches_seen_);
+        fetches_seen_ = std::max(fetches_seen_, r.fetches);
+        token_renew_at_ = r.renew_at;
     }
 
     // ---- connecting ---------------------------------------------------------------------------------------
 
+    // The token and the hub's address come from the worker (an OAuth2 request or a DNS lookup can take
+    // seconds); the connect starts when both are there.
     void begin_attempt(HubClient::Connection& c) {
         attempts_->add();
-        c.deadline = steady::now() + s_.handshake_timeout;
         c.response.clear();
         c.out.clear();
         c.decoder.reset();
-        std::string token;
-        try {
-            token = tokens_.current();
-        } catch (const std::exception& e) {
-            sync_fetches();
-            return failed(c, std::string("no token: ") + e.what());
-        }
-        sync_fetches();
-        token_ = std::move(token);
+        c.phase = Phase::resolving;
+        c.deadline = steady::time_point::max();  // each blocking call has a timeout of its own
+        const std::uint64_t attempt = ++c.attempt;
+        auto result = std::make_shared<Resolved>();
+        worker_.post(
+            [&tokens = tokens_, host = c.ep.host, port = std::to_string(c.ep.port), result] {
+                try {
+                    result->token.token = tokens.current();
+                } catch (const std::exception& e) {
+                    result->token.error = std::string("no token: ") + e.what();
+                }
+                result->token.note(tokens);
+                if (!result->token.error.empty()) return;
+                addrinfo hints{};
+                hints.ai_family = AF_UNSPEC;
+                hints.ai_socktype = SOCK_STREAM;
+                addrinfo* found = nullptr;
+                if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+                    result->token.error = "cannot resolve " + host + ": " + gai_strerror(rc);
+                    return;
+                }
+                std::memcpy(&result->address, found->ai_addr, found->ai_addrlen);
+                result->address_length = found->ai_addrlen;
+                freeaddrinfo(found);
+            },
+            [this, &c, attempt, result] {
+                note_tokens(result->token);
+                if (c.attempt != attempt || c.phase != Phase::resolving) return;  // given up or stopped since
+                if (!result->token.error.empty()) return failed(c, result->token.error);
+                c.token = std::move(result->token.token);
+                connect_to(c, *result);
+            });
+    }
 
-        addrinfo hints{};
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        addrinfo* found = nullptr;
-        const std::string port = std::to_string(c.ep.port);
-        if (int rc = getaddrinfo(c.ep.host.c_str(), port.c_str(), &hints, &found); rc != 0)
-            return failed(c, "cannot resolve " + c.ep.host + ": " + gai_strerror(rc));
-        c.fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        int rc = c.fd < 0 ? -1 : ::connect(c.fd, found->ai_addr, found->ai_addrlen);
+    struct Resolved {
+        TokenResult token;
+        sockaddr_storage address{};
+        socklen_t address_length = 0;
+    };
+
+    void connect_to(HubClient::Connection& c, const Resolved& r) {
+        c.deadline = steady::now() + s_.handshake_timeout;
+        c.fd = ::socket(r.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int rc = c.fd < 0 ? -1 : ::connect(c.fd, reinterpret_cast<const sockaddr*>(&r.address), r.address_length);
         const int err = errno;
-        freeaddrinfo(found);
         if (c.fd < 0) return failed(c, std::string("socket: ") + std::strerror(err));
         if (rc != 0 && err != EINPROGRESS) return failed(c, std::string("connect: ") + std::strerror(err));
         int one = 1;
@@ -306,9 +368,9 @@ private:
         encoder.close();
         c.ws_key = key.str();
         std::string target = c.ep.target;
-        if (s_.token_in_query && !token_.empty()) {
+        if (s_.token_in_query && !c.token.empty()) {
             std::string encoded;
-            Poco::URI::encode(token_, "!#$&'()*+,/:;=?@[]", encoded);
+            Poco::URI::encode(c.token, "!#$&'()*+,/:;=?@[]", encoded);
             target += (target.find('?') == std::string::npos ? "?" : "&") + std::string("access_token=") + encoded;
         }
         const bool default_port = c.ep.port == (c.ep.tls ? 443 : 80);
@@ -317,7 +379,7 @@ private:
                               "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                               "Sec-WebSocket-Key: " +
                               c.ws_key + "\r\nUser-Agent: hubflow\r\n";
-        if (!s_.token_in_query && !token_.empty()) request += "Authorization: Bearer " + token_ + "\r\n";
+        if (!s_.token_in_query && !c.token.empty()) request += "Authorization: Bearer " + c.token + "\r\n";
         request += "\r\n";
         c.phase = Phase::upgrading;
         send_bytes(c, request);
@@ -413,7 +475,7 @@ private:
         std::string what = status ? "HTTP " + std::to_string(status) : "not an HTTP response";
         if (!body.empty()) what += " (" + body + ")";
         if (status == 401) {
-            tokens_.invalidate();  // the next attempt presents a new token
+            worker_.post([&tokens = tokens_] { tokens.invalidate(); });  // the next attempt gets a new token
             return failed(c, "the hub refused the token: " + what + "; a new token is fetched before the next try");
         }
         if (status == 403 || status == 404) {
@@ -697,8 +759,9 @@ private:
     std::mt19937_64 random_;
     int epoll_ = -1;
     bool gave_up_ = false;
-    std::string token_;
     std::uint64_t fetches_seen_ = 0;
+    steady::time_point token_renew_at_ = steady::time_point::max();  // as the worker last saw it
+    bool renewing_ = false;
     std::string error_text_;
     char buffer_[256 * 1024];
     std::vector<WsView> frames_;
@@ -710,6 +773,8 @@ private:
     std::chrono::system_clock::time_point received_at_{};
     Gauge* connected_;
     Counter *attempts_, *disconnects_, *disconnected_ms_, *refused_, *protocol_errors_, *token_fetches_;
+    // Last, so that it stops (waiting for a call in progress) before anything a call might use goes away.
+    BlockingWorker worker_;
 };
 
 }  // namespace

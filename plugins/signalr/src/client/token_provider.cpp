@@ -20,7 +20,7 @@ namespace hubflow::signalr {
 
 namespace {
 
-std::string trimmed(std::string s) {
+std::string trimmed(const std::string& s) {
     const auto first = s.find_first_not_of(" \t\r\n");
     if (first == std::string::npos) return {};
     const auto last = s.find_last_not_of(" \t\r\n");
@@ -53,7 +53,11 @@ void TokenProvider::invalidate() {
 }
 
 bool TokenProvider::refresh_due() const {
-    return settings_.oauth2 && !cached_.empty() && clock_() >= renew_at_;
+    return clock_() >= renew_at();
+}
+
+std::chrono::steady_clock::time_point TokenProvider::renew_at() const {
+    return settings_.oauth2 && !cached_.empty() ? renew_at_ : std::chrono::steady_clock::time_point::max();
 }
 
 std::string TokenProvider::fetch_oauth2() {
@@ -86,7 +90,7 @@ std::string TokenProvider::fetch_oauth2() {
     try {
         form.write(session->sendRequest(request));
         std::istream& in = session->receiveResponse(response);
-        Poco::StreamCopier::copyToString(in, body, 64 * 1024);
+        Poco::StreamCopier::copyToString(in, body, std::size_t{64} * 1024);
     } catch (const Poco::Exception& e) {
         throw std::runtime_error("token endpoint " + o.token_url + ": " + e.displayText());
     }

@@ -30,6 +30,7 @@ struct TokenSettings {
     OAuth2Settings oauth;
 };
 
+// Not thread-safe: the `signalr` source calls it from its blocking worker only.
 class TokenProvider {
 public:
     using Clock = std::function<std::chrono::steady_clock::time_point()>;
@@ -43,6 +44,8 @@ public:
     void invalidate();
     // True while a fetched token is due for renewal (OAuth2 only), so a connected source renews it early.
     bool refresh_due() const;
+    // When that starts: the time point of the clock given, or time_point::max() with nothing to renew.
+    std::chrono::steady_clock::time_point renew_at() const;
     bool configured() const { return !settings_.token.empty() || !settings_.token_file.empty() || settings_.oauth2; }
     std::uint64_t fetches() const { return fetches_; }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -35,7 +36,7 @@ constexpr std::int64_t max_interval_ms = 24LL * 3600 * 1000;
 
 // Large enough that a read costs little next to the lines it yields, small enough to stay in cache while
 // the lines are copied out.
-constexpr std::size_t block_bytes = 256 * 1024;
+constexpr std::size_t block_bytes = std::size_t{256} * 1024;
 // A follow-mode turn reads at most this many blocks of one file before looking at the others.
 constexpr int blocks_per_turn = 64;
 // Bytes at the start of a file whose hash tells a reused inode from the file a checkpoint was written for.
@@ -370,20 +371,22 @@ void TailSource::consume_line(const char* begin, const char* end) {
     Event& e = batch_[filled_++];
     e.payload.assign(begin, static_cast<std::size_t>(end - begin));
     Metadata& m = e.meta;
+    std::array<JsonMember, 4> wanted;
+    std::size_t count = 0;
+    const auto want = [&](const MetaKey& key, std::string& out) {
+        out.clear();
+        if (::memmem(e.payload.data(), e.payload.size(), key.quoted.data(), key.quoted.size()))
+            wanted[count++] = {key.name, &out};
+    };
     if (!kind_.empty())
         m.kind = kind_;
     else
-        lookup(e.payload, kind_key_, m.kind);
-    lookup(e.payload, site_key_, m.site_id);
-    lookup(e.payload, user_key_, m.user_id);
-    lookup(e.payload, id_key_, m.id);
+        want(kind_key_, m.kind);
+    want(site_key_, m.site_id);
+    want(user_key_, m.user_id);
+    want(id_key_, m.id);
+    if (count > 0) find_json_members(e.payload, std::span(wanted.data(), count));
     if (filled_ == batch_size_) emit_pending();
-}
-
-void TailSource::lookup(std::string_view payload, const MetaKey& key, std::string& out) const {
-    out.clear();
-    if (!::memmem(payload.data(), payload.size(), key.quoted.data(), key.quoted.size())) return;
-    find_json_field(payload, key.path, out);
 }
 
 void TailSource::skipped(const Tracked& f, std::uint64_t line_start, std::uint64_t bytes) {

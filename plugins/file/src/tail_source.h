@@ -87,12 +87,13 @@ private:
         std::uint64_t fingerprint = 0;
     };
     // A payload field copied into metadata. Most payloads lack some of these fields: memmem() for the quoted
-    // name rules them out faster than a scan of the JSON, which runs only for lines that hold the name.
-    // (libstdc++'s Boyer-Moore-Horspool searcher, with its hashed skip table, was several times slower.)
+    // name rules them out faster than a scan of the JSON, and the names a line does hold are then looked up
+    // in one pass (find_json_members). (libstdc++'s Boyer-Moore-Horspool searcher, with its hashed skip table,
+    // was several times slower than memmem().)
     struct MetaKey {
-        explicit MetaKey(const std::string& name) : quoted('"' + name + '"'), path{name} {}
+        explicit MetaKey(const std::string& field) : name(field), quoted('"' + field + '"') {}
+        const std::string name;
         const std::string quoted;  // "site_id" with its quotes
-        const std::vector<std::string> path;
     };
 
     std::vector<std::string> matching_paths() const;
@@ -107,7 +108,6 @@ private:
     bool drain(Tracked& file, bool final, int max_blocks);
     void consume_line(const char* begin, const char* end);
     void skipped(const Tracked& file, std::uint64_t line_start, std::uint64_t bytes);
-    void lookup(std::string_view payload, const MetaKey& key, std::string& out) const;
     void emit_pending();
 
     void load_checkpoints();

@@ -169,3 +169,45 @@ test("token_file is read again before every connect", async () => {
     await hub.close();
   }
 });
+
+test("a token_file missing at the start is retried until it appears", async () => {
+  const tokenFile = path.join(dir, "late-token");
+  const hub = referenceHub({ scenarios: [(ws) => ws.send("{}" + RS + event("late"))] });
+  await hub.listen();
+  const c = hubflow.consumer("late-token", { url: hubUrl(hub), auth: { token_file: tokenFile } });
+  try {
+    await waitFor(() => /no token: cannot read token_file/.test(c.text), 10000, "the missing file reported");
+    assert.equal(hub.upgrades.length, 0, "no upgrade without a token");
+    fs.writeFileSync(tokenFile, "late-token-1\n");
+    await waitFor(() => lines(c.out).length === 1, 10000, "the event once the file exists");
+    assert.deepEqual(hub.upgrades.map((u) => u.auth), ["Bearer late-token-1"]);
+  } finally {
+    assert.equal(await stop(c), 0);
+    await hub.close();
+  }
+});
+
+test("a hub name that does not resolve is retried while the other hubs stream", async () => {
+  let sent = 0;
+  const hub = referenceHub({
+    scenarios: [(ws) => {
+      ws.send("{}" + RS);
+      const t = setInterval(() => ws.readyState === 1 && ws.send(event(`r${++sent}`)), 20);
+      ws.on("close", () => clearInterval(t));
+    }],
+  });
+  await hub.listen();
+  // .invalid never resolves (RFC 2606).
+  const c = hubflow.consumer("unresolvable", {
+    urls: [hubUrl(hub), "ws://hubflow-test.invalid:1/v1/hub/entries?site_id=s2"], auth: { token: "t" },
+  });
+  try {
+    await waitFor(() => (c.text.match(/cannot resolve hubflow-test\.invalid/g) || []).length >= 2, 20000,
+                  "the name retried");
+    await waitFor(() => lines(c.out).length >= 20, 5000, "events from the hub that resolves");
+    assert.equal(hub.connections.length, 1, "the working hub was never dropped");
+  } finally {
+    assert.equal(await stop(c), 0);
+    await hub.close();
+  }
+});

@@ -41,6 +41,11 @@ public:
         if (rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, replication))
             throw std::runtime_error("cannot create topic " + name);
     }
+    // The mock picks each partition's leader at random; a test that takes a broker down names its leaders.
+    void set_leader(const std::string& topic, int partition, int broker) {
+        if (rd_kafka_mock_partition_set_leader(cluster_, topic.c_str(), partition, broker))
+            throw std::runtime_error("cannot set the leader of " + topic + "/" + std::to_string(partition));
+    }
     void set_down(int broker) { rd_kafka_mock_broker_set_down(cluster_, broker); }
     void set_up(int broker) { rd_kafka_mock_broker_set_up(cluster_, broker); }
 

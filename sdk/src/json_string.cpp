@@ -150,6 +150,7 @@ struct Room {
 // text's).
 template <bool Write>
 bool scan(const char*& at, const char* const end, std::string* out) {
+    if (at >= end || *at != '"') return false;
     const char* p = at + 1;
     Room r{nullptr, nullptr};
     if constexpr (Write) {

@@ -206,6 +206,16 @@ TEST(JsonString, ReadsBackWhatAppendJsonStringWrote) {
     }
 }
 
+TEST(JsonString, NotAtAQuoteIsNotAString) {
+    const std::string text = "abc";
+    std::string out;
+    const char* p = text.data();
+    EXPECT_FALSE(read_json_string(p, text.data() + text.size(), out));
+    p = text.data() + text.size();
+    EXPECT_FALSE(read_json_string(p, text.data() + text.size(), out));
+    EXPECT_FALSE(skip_json_string(p, text.data() + text.size()));
+}
+
 TEST(JsonString, EscapesOnEitherSideOfEveryBlockEdge) {
     for (std::size_t before = 0; before < 140; ++before)
         for (const std::string escape : {R"(\")", R"(\\)", R"(\u00e9)", R"(\ud83d\ude00)", "\xC3\xA9"}) {

@@ -17,8 +17,9 @@ void append_json_string(std::string& out, std::string_view text);
 
 // Reads the JSON string whose opening quote is at `p` (in text ending at `end`): appends its unescaped text
 // to `out` and moves `p` past the closing quote. Strict, as RFC 8259 and UTF-8 (RFC 3629) ask: false for a
-// missing closing quote, a raw control character, an unknown escape, a lone surrogate or invalid UTF-8; `p`
-// is then somewhere inside the string and `out` has unspecified text after what it held before.
+// missing closing quote, a raw control character, an unknown escape, a lone surrogate or invalid UTF-8 (`p`
+// is then somewhere inside the string and `out` has unspecified text after what it held before), and for `p`
+// not at a quote (nothing moved or appended).
 bool read_json_string(const char*& p, const char* end, std::string& out);
 
 // The same checks as read_json_string, moving `p` past the string without keeping its text.

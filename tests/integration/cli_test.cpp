@@ -21,22 +21,8 @@ namespace {
 const std::string hubflow_bin = std::string(HUBFLOW_BINARY_DIR) + "/bin/hubflow";
 const std::string test_plugins = HUBFLOW_TEST_PLUGIN_DIR;
 
-class Cli : public ::testing::Test {
+class Cli : public ScratchDirTest {
 protected:
-    void SetUp() override {
-        dir = fs::temp_directory_path() / ("hubflow-cli-" + std::to_string(::getpid()) + "-" +
-                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-    }
-    void TearDown() override { fs::remove_all(dir); }
-
-    std::string write(const std::string& name, const std::string& text) {
-        fs::path p = dir / name;
-        std::ofstream(p) << text;
-        return p.string();
-    }
-
     static std::vector<std::string> lines_of(const fs::path& file) {
         std::ifstream in(file);
         std::vector<std::string> out;
@@ -55,8 +41,6 @@ protected:
         }
         return true;
     }
-
-    fs::path dir;
 };
 
 }  // namespace

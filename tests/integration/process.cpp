@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <regex>
 #include <stdexcept>
 
@@ -145,6 +147,26 @@ std::uint64_t logged_counter(const std::string& log, const std::string& node, co
     std::smatch m;
     if (!std::regex_search(text, m, std::regex(" " + counter + "=(\\d+)"))) return UINT64_MAX;
     return std::stoull(m[1]);
+}
+
+void ScratchDirTest::SetUp() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name =
+        std::string("hubflow-") + info->test_suite_name() + "-" + info->name() + "-" + std::to_string(::getpid());
+    std::replace(name.begin(), name.end(), '/', '_');  // parameterised tests have slashes in their names
+    dir = std::filesystem::temp_directory_path() / name;
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+}
+
+void ScratchDirTest::TearDown() {
+    std::filesystem::remove_all(dir);
+}
+
+std::string ScratchDirTest::write(const std::string& name, const std::string& text) const {
+    const auto path = dir / name;
+    std::ofstream(path) << text;
+    return path.string();
 }
 
 }  // namespace hubflow::test

@@ -2,8 +2,11 @@
 // Runs a real program for integration tests: captures stdout and stderr, waits with a deadline, sends
 // signals. Never sleeps blindly: callers wait on conditions with deadlines.
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -52,5 +55,16 @@ RunResult run_program(const std::string& program, const std::vector<std::string>
 // A counter from the summary line `hubflow run` logs for each node at exit ("[node] received_events=... name=N");
 // UINT64_MAX when the node or the counter is not there.
 std::uint64_t logged_counter(const std::string& log, const std::string& node, const std::string& counter);
+
+// A fixture with a directory of its own for each test (named after it), empty at the start, removed after.
+class ScratchDirTest : public ::testing::Test {
+protected:
+    void SetUp() override;
+    void TearDown() override;
+    // Writes `text` to the file `name` in the directory; returns its path.
+    std::string write(const std::string& name, const std::string& text) const;
+
+    std::filesystem::path dir;
+};
 
 }  // namespace hubflow::test

@@ -23,44 +23,28 @@ std::string slurp(const fs::path& p) {
     return text.str();
 }
 
-class TailProcess : public ::testing::Test {
-protected:
-    void SetUp() override {
-        dir = fs::temp_directory_path() / ("hubflow-tail-process-" + std::to_string(::getpid()) + "-" +
-                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-    }
-    void TearDown() override { fs::remove_all(dir); }
-
-    std::string write_pipeline(const std::string& name, const std::string& text) {
-        fs::path p = dir / name;
-        std::ofstream(p) << text;
-        return p.string();
-    }
-
-    fs::path dir;
-};
+class TailProcess : public hubflow::test::ScratchDirTest {};
 
 TEST_F(TailProcess, TailToFileCopiesAGeneratedFileExactly) {
     const std::string made = (dir / "made.jsonl").string();
     const std::string copy = (dir / "copy.jsonl").string();
-    auto generate = write_pipeline("generate.json", R"({
-      "data_dir": ")" + (dir / "data").string() + R"(",
+    auto generate = write("generate.json", R"({
+      "data_dir": ")" + (dir / "data").string() +
+                                               R"(",
       "sources": {"gen": {"type": "generator", "count": 30000, "seed": 3, "incident_ratio": 0.2}},
       "sinks": {"out": {"type": "file", "inputs": ["gen"], "path": ")" +
-                                                        made + R"("}}
+                                               made + R"("}}
     })");
     auto r = hubflow::test::run_program(hubflow_bin, {"run", generate});
     ASSERT_EQ(r.code, 0) << r.err;
 
-    auto tail = write_pipeline("tail.json", R"({
+    auto tail = write("tail.json", R"({
       "data_dir": ")" + (dir / "data").string() +
-                                                R"(",
+                                       R"(",
       "sources": {"in": {"type": "tail", "path": ")" +
-                                                made + R"(", "follow": false}},
+                                       made + R"(", "follow": false}},
       "sinks": {"out": {"type": "file", "inputs": ["in"], "path": ")" +
-                                                copy + R"("}}
+                                       copy + R"("}}
     })");
     auto validated = hubflow::test::run_program(hubflow_bin, {"validate", tail});
     ASSERT_EQ(validated.code, 0) << validated.err;
@@ -74,10 +58,10 @@ TEST_F(TailProcess, TailToFileCopiesAGeneratedFileExactly) {
 }
 
 TEST_F(TailProcess, UnknownKeysAndBadValuesAreValidationErrorsNamingNodeAndKey) {
-    auto pipeline = write_pipeline("bad.json", R"({
+    auto pipeline = write("bad.json", R"({
       "sources": {"in": {"type": "tail", "path": "x.jsonl", "start_at": "middle", "folow": true}},
       "sinks": {"out": {"type": "file", "inputs": ["in"], "path": ")" +
-                                                   (dir / "o.jsonl").string() + R"("}}
+                                          (dir / "o.jsonl").string() + R"("}}
     })");
     auto r = hubflow::test::run_program(hubflow_bin, {"validate", pipeline});
     EXPECT_NE(r.code, 0);

@@ -23,33 +23,16 @@ using hubflow::kafka::test::MockCluster;
 
 const std::string hubflow_bin = std::string(HUBFLOW_BINARY_DIR) + "/bin/hubflow";
 
-class KafkaProcess : public ::testing::Test {
-protected:
-    void SetUp() override {
-        dir = fs::temp_directory_path() / ("hubflow-kafka-" + std::to_string(::getpid()) + "-" +
-                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-    }
-    void TearDown() override { fs::remove_all(dir); }
-
-    std::string write_pipeline(const std::string& text) {
-        fs::path p = dir / "pipeline.json";
-        std::ofstream(p) << text;
-        return p.string();
-    }
-
-    fs::path dir;
-};
+class KafkaProcess : public hubflow::test::ScratchDirTest {};
 
 TEST_F(KafkaProcess, GeneratorToKafkaDeliversEveryEventOnce) {
     MockCluster cluster(3);
     cluster.create_topic("ks.entry", 4);
     cluster.create_topic("ks.incident", 4);
     // The brokers come from the environment, as a deployment would pass them.
-    std::string pipeline = write_pipeline(R"({
+    std::string pipeline = write("pipeline.json", R"({
       "data_dir": ")" + (dir / "data").string() +
-                                          R"(",
+                                                      R"(",
       "sources": {"gen": {"type": "generator", "count": 20000, "seed": 7, "incident_ratio": 0.1}},
       "sinks": {"bus": {"type": "kafka", "inputs": ["gen"], "brokers": "${KAFKA_BROKERS}", "topic": "ks.{kind}",
                         "compression": "lz4"}}
@@ -79,7 +62,7 @@ TEST_F(KafkaProcess, GeneratorToKafkaDeliversEveryEventOnce) {
 }
 
 TEST_F(KafkaProcess, ValidateNamesNodeAndKeyOfABadProperty) {
-    std::string pipeline = write_pipeline(R"({
+    std::string pipeline = write("pipeline.json", R"({
       "sources": {"gen": {"type": "generator", "count": 1}},
       "sinks": {"bus": {"type": "kafka", "inputs": ["gen"], "brokers": "127.0.0.1:1", "topic": "t",
                         "properties": {"linger.msec": 5}}}

@@ -22,37 +22,19 @@ using hubflow::webhook::test::Reply;
 
 const std::string hubflow_bin = std::string(HUBFLOW_BINARY_DIR) + "/bin/hubflow";
 
-class WebhookProcess : public ::testing::Test {
-protected:
-    void SetUp() override {
-        dir = fs::temp_directory_path() / ("hubflow-webhook-" + std::to_string(::getpid()) + "-" +
-                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-    }
-    void TearDown() override { fs::remove_all(dir); }
-
-    std::string write_pipeline(const std::string& text) {
-        fs::path p = dir / "pipeline.json";
-        std::ofstream(p) << text;
-        return p.string();
-    }
-
-    fs::path dir;
-};
+class WebhookProcess : public hubflow::test::ScratchDirTest {};
 
 TEST_F(WebhookProcess, GeneratorToWebhookDeliversEveryEvent) {
     Receiver receiver;
     receiver.respond([](const Received&, int n) { return n < 2 ? Reply{503, "warming up"} : Reply{200}; });
     // The URL and the token come from the environment, as a deployment would pass them.
-    std::string pipeline = write_pipeline(R"({
+    std::string pipeline = write("pipeline.json", R"({
       "sources": {"gen": {"type": "generator", "count": 2000, "seed": 7}},
       "sinks": {"hook": {"type": "webhook", "inputs": ["gen"], "url": "${HOOK_URL}",
                          "auth": {"bearer": "${HOOK_TOKEN}"}, "encoding": "ndjson",
                          "batch": {"max_events": 100}, "retry": {"initial_ms": 10, "max_ms": 50},
-                         "dead_letter": ")" +
-                                          (dir / "dead.jsonl").string() +
-                                          R"("}}
+                         "dead_letter": ")" + (dir / "dead.jsonl").string() +
+                                                      R"("}}
     })");
     const std::map<std::string, std::string> env = {{"HOOK_URL", receiver.url("/in")}, {"HOOK_TOKEN", "t0k3n"}};
     auto validated = hubflow::test::run_program(hubflow_bin, {"validate", pipeline}, env);
@@ -76,7 +58,7 @@ TEST_F(WebhookProcess, GeneratorToWebhookDeliversEveryEvent) {
 }
 
 TEST_F(WebhookProcess, ValidateNamesNodeAndKey) {
-    std::string pipeline = write_pipeline(R"({
+    std::string pipeline = write("pipeline.json", R"({
       "sources": {"gen": {"type": "generator", "count": 1}},
       "sinks": {"hook": {"type": "webhook", "inputs": ["gen"], "url": "http://127.0.0.1:1/x",
                          "batch": {"max_events": 10}, "encoding": "json"}}

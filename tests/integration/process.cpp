@@ -37,6 +37,7 @@ Process::Process(const std::string& program, const std::vector<std::string>& arg
     std::vector<std::string> argv_s = {program};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char*> argv;
+    argv.reserve(argv_s.size() + 1);
     for (auto& a : argv_s)
         argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -50,9 +51,11 @@ Process::Process(const std::string& program, const std::vector<std::string>& arg
     for (const auto& [k, v] : env)
         merged[k] = v;
     std::vector<std::string> env_s;
+    env_s.reserve(merged.size());
     for (const auto& [k, v] : merged)
-        env_s.push_back(k + "=" + v);
+        env_s.push_back(std::string(k).append(1, '=').append(v));
     std::vector<char*> envp;
+    envp.reserve(env_s.size() + 1);
     for (auto& e : env_s)
         envp.push_back(e.data());
     envp.push_back(nullptr);

@@ -131,8 +131,9 @@ public:
                     on_ready(*static_cast<HubClient::Connection*>(events[i].data.ptr), events[i].events);
             }
             emit_staged();
-            on_timers(steady::now());
-            renew_token_ahead();
+            now = steady::now();
+            on_timers(now);
+            renew_token_ahead(now);
         }
         emit_staged();
         for (auto& c : connections_) {
@@ -180,8 +181,8 @@ private:
 
     // OAuth2 tokens are renewed while connected, ahead of expiry, so a reconnect never waits for (or
     // presents) an expired one. The request runs on the worker, so the open hubs keep streaming meanwhile.
-    void renew_token_ahead() {
-        if (renewing_ || steady::now() < token_renew_at_) return;
+    void renew_token_ahead(steady::time_point now) {
+        if (renewing_ || now < token_renew_at_) return;
         renewing_ = true;
         auto result = std::make_shared<TokenResult>();
         worker_.post(

@@ -25,7 +25,7 @@
 
 #include "hubflow/component.h"
 #include "hubflow/schema.h"
-#include "path_template.h"
+#include "hubflow/path_template.h"
 
 namespace hubflow::file {
 

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "path_template.h"
+#include "hubflow/path_template.h"
 
 namespace hubflow::kafka {
 
@@ -182,7 +182,7 @@ void KafkaSink::configure(const ConfigView& config, Context& context) {
                                             "', which a Kafka topic name cannot hold (letters, digits, '.', '_', '-')");
     }
     try {
-        topic_ = std::make_unique<file::PathTemplate>(topic);
+        topic_ = std::make_unique<PathTemplate>(topic);
     } catch (const std::invalid_argument& e) {
         throw config.error("topic", e.what());
     }

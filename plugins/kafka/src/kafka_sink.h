@@ -44,7 +44,7 @@
 #include "hubflow/json.h"
 #include "hubflow/schema.h"
 
-namespace hubflow::file {
+namespace hubflow {
 class PathTemplate;
 }
 
@@ -127,7 +127,7 @@ private:
 
     // Settings.
     std::string brokers_;
-    std::unique_ptr<file::PathTemplate> topic_;
+    std::unique_ptr<PathTemplate> topic_;
     bool topic_constant_ = false;
     std::optional<FieldPath> key_;
     std::vector<int> headers_;  // metadata header indexes (see kafka_sink.cpp) in the order they are sent

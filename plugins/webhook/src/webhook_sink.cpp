@@ -13,8 +13,8 @@
 #include <random>
 #include <stdexcept>
 
-#include "client/backoff.h"
 #include "dead_letters.h"
+#include "hubflow/backoff.h"
 #include "sender.h"
 
 namespace hubflow::webhook {
@@ -472,7 +472,7 @@ void WebhookSink::run_worker(Worker& worker) {
 void WebhookSink::deliver(Worker& worker, Request& request) {
     const std::uint64_t count = request.count();
     std::string compressed;
-    signalr::Backoff backoff(settings_.retry_initial, settings_.retry_max, worker.random());
+    Backoff backoff(settings_.retry_initial, settings_.retry_max, worker.random());
     for (std::uint64_t attempt = 1;; ++attempt) {
         {
             std::lock_guard lock(mutex_);

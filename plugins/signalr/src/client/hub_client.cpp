@@ -28,8 +28,8 @@
 #include <random>
 #include <sstream>
 
-#include "client/backoff.h"
 #include "client/blocking_worker.h"
+#include "hubflow/backoff.h"
 #include "hubflow/json.h"
 #include "protocol/hub_protocol.h"
 #include "protocol/websocket.h"

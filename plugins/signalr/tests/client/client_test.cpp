@@ -1,12 +1,11 @@
-// The `signalr` source's pieces that need no network: URLs, backoff, token files, configuration errors.
+// The `signalr` source's pieces that need no network: URLs, token files, configuration errors (its backoff is
+// the SDK's, tested in tests/unit/backoff_test.cpp).
 // Its behaviour against hubs is tested end to end in tests/node/source.test.js.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
-#include <set>
 
-#include "client/backoff.h"
 #include "client/hub_endpoint.h"
 #include "client/signalr_source.h"
 #include "client/token_provider.h"
@@ -49,33 +48,6 @@ TEST(HubUrl, AccessTokensNeverReachTheDisplayForm) {
     EXPECT_EQ(redact_url("ws://h/x?site_id=1&access_token=abc"), "ws://h/x?site_id=1&access_token=***");
     EXPECT_EQ(redact_url("ws://h/x?my_access_token=keep"), "ws://h/x?my_access_token=keep");
     EXPECT_EQ(parse_hub_url("ws://h/x?access_token=zzz").display, "ws://h/x?access_token=***");
-}
-
-TEST(Backoff, FullJitterUnderADoublingBoundUpToTheCap) {
-    using ms = std::chrono::milliseconds;
-    Backoff b(ms(100), ms(1000), 42);
-    EXPECT_EQ(b.bound_for(0), ms(100));
-    EXPECT_EQ(b.bound_for(1), ms(200));
-    EXPECT_EQ(b.bound_for(3), ms(800));
-    EXPECT_EQ(b.bound_for(4), ms(1000));
-    EXPECT_EQ(b.bound_for(200), ms(1000));
-    // Many draws at one step: all within [0, bound], spread over the range (not a fixed delay).
-    std::set<std::int64_t> seen;
-    for (int i = 0; i < 200; ++i) {
-        Backoff fresh(ms(100), ms(1000), static_cast<std::uint64_t>(i));
-        for (int k = 0; k < 3; ++k)
-            fresh.next();
-        auto d = fresh.next();  // the fourth attempt: bound 800 ms
-        EXPECT_GE(d.count(), 0);
-        EXPECT_LE(d.count(), 800);
-        seen.insert(d.count() / 100);
-    }
-    EXPECT_GE(seen.size(), 7u) << "draws should cover the range";
-    b.next();
-    b.next();
-    EXPECT_EQ(b.failures(), 2u);
-    b.reset();
-    EXPECT_EQ(b.failures(), 0u);
 }
 
 TEST(TokenProvider, TokenFileIsReadAgainBeforeEveryConnect) {

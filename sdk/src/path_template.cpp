@@ -1,9 +1,9 @@
-#include "path_template.h"
+#include "hubflow/path_template.h"
 
 #include <ctime>
 #include <stdexcept>
 
-namespace hubflow::file {
+namespace hubflow {
 
 namespace {
 
@@ -81,8 +81,12 @@ void PathTemplate::render(const Event& event, std::int64_t second, std::string& 
     if (has_time_ && second != cached_second_) refresh_time(second);
     for (const auto& segment : segments_) {
         switch (segment.kind) {
-            case Segment::Kind::literal: out += segment.text; break;
-            case Segment::Kind::time: out += segment.rendered; break;
+            case Segment::Kind::literal:
+                out += segment.text;
+                break;
+            case Segment::Kind::time:
+                out += segment.rendered;
+                break;
             case Segment::Kind::field: {
                 std::size_t at = out.size();
                 if (!segment.field->append_to(event, out) || out.size() == at) {
@@ -105,4 +109,4 @@ void sanitize_path_value(std::string& out, std::size_t from) {
     }
 }
 
-}  // namespace hubflow::file
+}  // namespace hubflow

@@ -1,4 +1,4 @@
-#include "path_template.h"
+#include "hubflow/path_template.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 namespace {
 
 using hubflow::Event;
-using hubflow::file::PathTemplate;
-using hubflow::file::sanitize_path_value;
+using hubflow::PathTemplate;
+using hubflow::sanitize_path_value;
 
 constexpr std::int64_t nov_14_2023_22h13 = 1'700'000'000;  // 2023-11-14T22:13:20Z
 

@@ -1,16 +1,21 @@
 #pragma once
-// Reconnect delays: exponential with full jitter (a uniform draw between zero and the exponential bound),
-// so that many clients cut off together do not come back together.
+// Retry and reconnect delays: exponential with full jitter (a uniform draw between zero and the exponential
+// bound), so that many clients cut off together do not come back together. The signalr source reconnects and
+// the webhook sink retries with it. SDK 1.2; header-only.
+//
+// Not thread-safe: one Backoff per connection or request, used by one thread at a time.
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <random>
 
-namespace hubflow::signalr {
+namespace hubflow {
 
 class Backoff {
 public:
+    // `initial` is the bound before the first retry, `max` the cap; `seed` feeds the generator (give each
+    // instance its own, e.g. from std::random_device, so that instances do not draw the same delays).
     Backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max, std::uint64_t seed)
         : initial_(initial), max_(max), random_(seed) {}
 
@@ -20,7 +25,7 @@ public:
         std::uniform_int_distribution<std::int64_t> pick(0, bound.count());
         return std::chrono::milliseconds(pick(random_));
     }
-    // A connection that reached the hub starts the sequence over.
+    // A success (a connection that reached its peer, a delivered request) starts the sequence over.
     void reset() { failures_ = 0; }
     std::uint32_t failures() const { return failures_; }
 
@@ -37,4 +42,4 @@ private:
     std::mt19937_64 random_;
 };
 
-}  // namespace hubflow::signalr
+}  // namespace hubflow

@@ -1,6 +1,7 @@
 #pragma once
-// The `path` setting of the file sink, compiled once in configure() so that resolving an event's file costs
-// no parsing: literal text, strftime runs and {field} placeholders become a list of segments.
+// A path (or name) made from an event: the file sink's `path`, the kafka sink's `topic`, a dead-letter file.
+// Compiled once, in configure(), so that resolving an event's path costs no parsing: literal text, strftime
+// runs and {field} placeholders become a list of segments. SDK 1.2.
 //
 // Syntax: `{name}` is a field by the shared path syntax (hubflow::FieldPath: kind, site_id, lock.id, ...);
 // `{{` and `}}` are literal braces; any other run of text that holds a '%' goes through strftime (UTC), so
@@ -16,7 +17,7 @@
 #include "hubflow/event.h"
 #include "hubflow/json.h"
 
-namespace hubflow::file {
+namespace hubflow {
 
 class PathTemplate {
 public:
@@ -30,6 +31,7 @@ public:
     // Writes the path for `event` into `out`, replacing its contents. `second` is the UTC second (since the
     // epoch) the strftime runs are formatted from; it is only looked at when has_time(). Not const: the
     // strftime output is cached per second, since a busy sink sees the same second thousands of times.
+    // Not thread-safe: one thread renders at a time (each thread may hold its own copy).
     void render(const Event& event, std::int64_t second, std::string& out);
 
     // What a placeholder renders as when the event has no such field, or an empty one.
@@ -57,4 +59,4 @@ private:
 // untrusted; this is what keeps an event from writing outside the directory the template names.
 void sanitize_path_value(std::string& out, std::size_t from);
 
-}  // namespace hubflow::file
+}  // namespace hubflow

@@ -5,40 +5,61 @@ namespace hubflow::core {
 BatchQueue::BatchQueue(std::size_t max_events, WhenFull when_full, Counter& dropped)
     : max_events_(max_events), when_full_(when_full), dropped_(dropped) {}
 
-BatchQueue::Push BatchQueue::push(SharedBatch batch) {
+BatchQueue::~BatchQueue() {
+    // Only at the runtime's end: whatever is still queued was not delivered.
+    for (auto& e : entries_)
+        lose(e.ticket);
+}
+
+BatchQueue::Push BatchQueue::push(SharedBatch batch, Ticket* ticket) {
     const std::size_t n = batch->size();
-    if (n == 0) return Push::accepted;
+    if (n == 0) {
+        done(ticket);
+        return Push::accepted;
+    }
     std::unique_lock lock(mutex_);
     auto fits = [&] { return discarding_ || events_ == 0 || events_ + n <= max_events_; };
     if (!fits()) {
         if (when_full_ == WhenFull::drop_newest) {
+            lock.unlock();
             dropped_.add(n);
+            done(ticket);  // dropped by the node's own policy: finished, and counted
             return Push::dropped;
         }
         not_full_.wait(lock, fits);
     }
     if (discarding_) {
+        lock.unlock();
         dropped_.add(n);
+        lose(ticket);
         return Push::dropped;
     }
     events_ += n;
-    batches_.push_back(std::move(batch));
+    entries_.push_back({std::move(batch), ticket});
     lock.unlock();
     not_empty_.notify_one();
     return Push::accepted;
 }
 
-BatchQueue::Pop BatchQueue::pop(SharedBatch& out, std::chrono::steady_clock::time_point deadline) {
+BatchQueue::Pop BatchQueue::pop(SharedBatch& out, Ticket*& ticket, std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mutex_);
-    bool ready = not_empty_.wait_until(lock, deadline, [&] { return !batches_.empty() || producers_ == 0; });
+    bool ready = not_empty_.wait_until(lock, deadline, [&] { return !entries_.empty() || producers_ == 0; });
     if (!ready) return Pop::timeout;
-    if (batches_.empty()) return Pop::end;
-    out = std::move(batches_.front());
-    batches_.pop_front();
+    if (entries_.empty()) return Pop::end;
+    out = std::move(entries_.front().batch);
+    ticket = entries_.front().ticket;
+    entries_.pop_front();
     events_ -= out->size();
     lock.unlock();
     not_full_.notify_all();
     return Pop::batch;
+}
+
+BatchQueue::Pop BatchQueue::pop(SharedBatch& out, std::chrono::steady_clock::time_point deadline) {
+    Ticket* ticket = nullptr;
+    Pop result = pop(out, ticket, deadline);
+    done(ticket);
+    return result;
 }
 
 void BatchQueue::add_producer() {
@@ -55,14 +76,17 @@ void BatchQueue::producer_done() {
 }
 
 void BatchQueue::discard() {
+    std::deque<Entry> discarded;
     {
         std::lock_guard lock(mutex_);
         discarding_ = true;
         dropped_.add(events_);
-        batches_.clear();
+        discarded.swap(entries_);
         events_ = 0;
     }
     not_full_.notify_all();
+    for (auto& e : discarded)
+        lose(e.ticket);
 }
 
 std::size_t BatchQueue::queued_events() const {

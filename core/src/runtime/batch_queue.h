@@ -1,10 +1,12 @@
 #pragma once
-// The bounded queue in front of every filter and sink. Bounded in events, not batches, so memory stays
-// predictable whatever batch sizes upstream chooses. Several producers (fan-in) push; one node pops.
+// The memory buffer in front of a filter or sink (`buffer.type: memory`, the default). Bounded in events, not
+// batches, so memory stays predictable whatever batch sizes upstream chooses.
 //
-// When full, push() blocks (backpressure) under WhenFull::block, or drops the batch under drop_newest;
-// every dropped event is added to the consumer's `dropped` counter. A batch larger than the whole capacity
-// is admitted when the queue is empty, so an oversized batch can never deadlock its producer.
+// When full, push() blocks (backpressure) under WhenFull::block, or drops the batch under drop_newest; every
+// dropped event is added to the consumer's `dropped` counter, and a dropped batch is finished for its source
+// (dropped on purpose, by configuration). A batch larger than the whole capacity is admitted when the queue
+// is empty, so an oversized batch can never deadlock its producer. Batches discarded because the node failed
+// are lost: their tickets say so.
 
 #include <chrono>
 #include <condition_variable>
@@ -15,37 +17,38 @@
 #include "config/pipeline.h"
 #include "hubflow/context.h"
 #include "hubflow/event.h"
+#include "runtime/node_input.h"
 
 namespace hubflow::core {
 
-class BatchQueue {
+class BatchQueue final : public NodeInput {
 public:
     BatchQueue(std::size_t max_events, WhenFull when_full, Counter& dropped);
+    ~BatchQueue() override;
 
-    enum class Push { accepted, dropped };
-    Push push(SharedBatch batch);
+    Push push(SharedBatch batch, Ticket* ticket) override;
+    Push push(SharedBatch batch) { return push(std::move(batch), nullptr); }
 
-    enum class Pop { batch, timeout, end };
-    // Waits until a batch is available, `deadline` passes, or every producer is done and the queue is empty.
+    Pop pop(SharedBatch& out, Ticket*& ticket, std::chrono::steady_clock::time_point deadline) override;
     Pop pop(SharedBatch& out, std::chrono::steady_clock::time_point deadline);
 
-    void add_producer();
-    void producer_done();
-
-    // The consumer is gone: everything queued and everything pushed from now on is dropped (and counted),
-    // and no producer ever blocks again.
-    void discard();
-
-    std::size_t queued_events() const;
+    void add_producer() override;
+    void producer_done() override;
+    void discard() override;
+    std::size_t queued_events() const override;
 
 private:
+    struct Entry {
+        SharedBatch batch;
+        Ticket* ticket;
+    };
     const std::size_t max_events_;
     const WhenFull when_full_;
     Counter& dropped_;
     mutable std::mutex mutex_;
     std::condition_variable not_empty_;
     std::condition_variable not_full_;
-    std::deque<SharedBatch> batches_;
+    std::deque<Entry> entries_;
     std::size_t events_ = 0;
     int producers_ = 0;
     bool discarding_ = false;

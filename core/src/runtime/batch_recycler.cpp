@@ -8,8 +8,10 @@ SharedBatch BatchRecycler::share(EventBatch&& batch) {
     std::weak_ptr<BatchRecycler> self = weak_from_this();
     return SharedBatch(owned, [self](const EventBatch* b) {
         auto* mutable_batch = const_cast<EventBatch*>(b);
-        if (auto recycler = self.lock()) recycler->give_back(mutable_batch);
-        else delete mutable_batch;
+        if (auto recycler = self.lock())
+            recycler->give_back(mutable_batch);
+        else
+            delete mutable_batch;
     });
 }
 

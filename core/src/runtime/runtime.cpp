@@ -18,10 +18,14 @@ struct Runtime::Node {
     Source* source = nullptr;
     Filter* filter = nullptr;
     Sink* sink = nullptr;
-    std::unique_ptr<BatchQueue> input;
+    AcknowledgingSink* acknowledging_sink = nullptr;  // SDK 1.2 sinks that settle batches themselves
+    std::unique_ptr<NodeInput> input;
     std::set<std::string> declared_outputs = {""};
-    std::map<std::string, std::vector<BatchQueue*>, std::less<>> outputs;
-    std::vector<BatchQueue*> downstream;  // distinct queues this node produces into
+    std::map<std::string, std::vector<NodeInput*>, std::less<>> outputs;
+    std::vector<NodeInput*> downstream;  // distinct inputs this node produces into
+    // The ticket of the input batch a filter is processing: what it emits meanwhile is derived from it.
+    // Touched only by the node's own thread.
+    Ticket* current_input = nullptr;
     std::atomic<bool> failed{false};
     std::atomic<bool> finished{false};
     std::thread thread;
@@ -32,10 +36,13 @@ struct Runtime::Node {
     Node(const NodeSpec& s, LogSink& sink) : spec(s), logger(sink, s.name) {}
 };
 
-class Runtime::NodeContext final : public Context {
+class Runtime::NodeContext final : public Context, private BatchOrigin {
 public:
     NodeContext(Runtime& runtime, Node& node)
         : runtime_(runtime), node_(node), recycler_(std::make_shared<BatchRecycler>()) {}
+
+    // After this no listener is called again: the components are about to go.
+    void close_tracking() { closed_.store(true); }
 
     const std::string& node_name() const override { return node_.spec.name; }
     Logger& log() override { return node_.logger; }
@@ -67,10 +74,22 @@ public:
             throw std::logic_error("emit() to undeclared output '" + std::string(output) + "'");
         }
         node_.metrics.emitted.add(batch->size());
+        // A filter's output is part of its input's journey; a tracking source starts a journey of its own.
+        Ticket* parent = node_.current_input;
+        Ticket* own_root = nullptr;
+        if (!parent && listener_) parent = own_root = Ticket::root(*this, ++emitted_batches_);
         auto it = node_.outputs.find(output);
-        if (it == node_.outputs.end()) return;  // nobody reads this output
-        for (BatchQueue* q : it->second)
-            q->push(batch);
+        if (it != node_.outputs.end())
+            for (NodeInput* in : it->second)
+                in->push(batch, parent ? parent->child() : nullptr);
+        done(own_root);  // the emitter's hold: with nobody downstream the batch ends here
+    }
+
+    bool track_deliveries(DeliveryListener& listener) override {
+        if (node_.spec.kind != ComponentKind::source) return false;
+        lost_batches_ = &node_.metrics.counter("lost_batches", "emitted batches of which an event was lost downstream");
+        listener_ = &listener;
+        return true;
     }
 
     void fail(std::string_view reason) override {
@@ -88,9 +107,18 @@ public:
     }
 
 private:
+    void batch_ended(std::uint64_t number, BatchOutcome outcome) override {
+        if (outcome == BatchOutcome::lost) lost_batches_->add();
+        if (!closed_.load()) listener_->batch_ended(number, outcome);
+    }
+
     Runtime& runtime_;
     Node& node_;
     std::shared_ptr<BatchRecycler> recycler_;
+    DeliveryListener* listener_ = nullptr;
+    Counter* lost_batches_ = nullptr;
+    std::uint64_t emitted_batches_ = 0;  // tracked batches numbered so far; the node's thread only
+    std::atomic<bool> closed_{false};
 };
 
 Runtime::Runtime(const PipelineSpec& spec, const ComponentRegistry& registry, LogSink& log, const Clock* clock)
@@ -100,6 +128,8 @@ Runtime::~Runtime() {
     request_stop();
     for (auto& n : nodes_)
         if (n->thread.joinable()) n->thread.join();
+    for (auto& n : nodes_)
+        if (n->context) n->context->close_tracking();
     // Components go before the queues and contexts they may reference.
     for (auto& n : nodes_)
         n->component.reset();
@@ -118,6 +148,10 @@ std::vector<std::string> Runtime::node_names() const {
     return out;
 }
 
+std::unique_ptr<NodeInput> Runtime::make_input(Node& node) {
+    return std::make_unique<BatchQueue>(node.spec.buffer_max_events, node.spec.when_full, node.metrics.dropped);
+}
+
 bool Runtime::build() {
     bool ok = true;
     std::map<std::string, Node*> by_name;
@@ -131,6 +165,8 @@ bool Runtime::build() {
             node->source = dynamic_cast<Source*>(node->component.get());
             node->filter = dynamic_cast<Filter*>(node->component.get());
             node->sink = dynamic_cast<Sink*>(node->component.get());
+            // Null for a sink built against SDK 1.0/1.1, whose classes cannot derive from AcknowledgingSink.
+            node->acknowledging_sink = dynamic_cast<AcknowledgingSink*>(node->component.get());
             node->component->configure(ConfigView(spec.config), *node->context);
             if (node->filter)
                 for (const auto& o : node->filter->outputs())
@@ -139,8 +175,7 @@ bool Runtime::build() {
             log_.write(LogLevel::error, spec.name, std::string("cannot be built: ") + e.what());
             ok = false;
         }
-        if (spec.kind != ComponentKind::source)
-            node->input = std::make_unique<BatchQueue>(spec.buffer_max_events, spec.when_full, node->metrics.dropped);
+        if (spec.kind != ComponentKind::source) node->input = make_input(*node);
         by_name[spec.name] = node.get();
         nodes_.push_back(std::move(node));
     }
@@ -186,7 +221,7 @@ void Runtime::report_drops(Node& node, std::uint64_t& reported, steady::time_poi
 }
 
 void Runtime::finish(Node& node) {
-    for (BatchQueue* q : node.downstream)
+    for (NodeInput* q : node.downstream)
         q->producer_done();
     // Notify under the lock: once a waiter sees running_ drop, this thread no longer touches the runtime.
     std::lock_guard lock(mutex_);
@@ -220,39 +255,63 @@ void Runtime::run_source(Node& node) {
     finish(node);
 }
 
+// Hands one batch to the node and settles the node's part of its ticket: a plain sink has delivered when write()
+// returns, a filter has finished when process() returns (what it emitted carries the journey on), and an
+// acknowledging sink settles each event itself while the host holds one obligation of its own until deliver()
+// returns. Whatever a failing or throwing node held is lost.
+void Runtime::consume(Node& node, const SharedBatch& batch, Ticket* ticket) {
+    bool threw = false;
+    try {
+        if (node.acknowledging_sink) {
+            if (ticket) ticket->add(batch->size());
+            node.acknowledging_sink->deliver(*batch, ticket ? BatchAck(ticket) : BatchAck{});
+        } else if (node.sink) {
+            node.sink->write(*batch);
+        } else {
+            node.current_input = ticket;
+            node.filter->process(batch);
+            node.current_input = nullptr;
+        }
+    } catch (const std::exception& e) {
+        threw = true;
+        report_error(node,
+                     node.sink ? "write() threw; the batch is dropped (counted)"
+                               : "process() threw; the batch is dropped (counted)",
+                     &e);
+    } catch (...) {
+        threw = true;
+        report_error(node, "threw a non-standard exception; the batch is dropped (counted)", nullptr);
+    }
+    node.current_input = nullptr;
+    // A node that gives up inside write() has not delivered this batch.
+    const bool lost = threw || (node.failed && node.sink);
+    if (lost) node.metrics.dropped.add(batch->size());
+    if (lost)
+        lose(ticket);
+    else
+        done(ticket);
+}
+
 void Runtime::run_consumer(Node& node) {
     std::uint64_t reported_drops = 0;
     steady::time_point last_drop_report{};
     auto tick_interval = node.sink ? node.sink->tick_interval() : std::chrono::milliseconds(500);
     auto next_tick = steady::now() + tick_interval;
     SharedBatch batch;
+    Ticket* ticket = nullptr;
     for (;;) {
-        auto result = node.input->pop(batch, next_tick);
-        if (result == BatchQueue::Pop::end) break;
-        if (result == BatchQueue::Pop::batch) {
+        auto result = node.input->pop(batch, ticket, next_tick);
+        if (result == NodeInput::Pop::end) break;
+        if (result == NodeInput::Pop::batch) {
             node.metrics.received.add(batch->size());
             if (node.failed) {
                 node.metrics.dropped.add(batch->size());
+                lose(ticket);
             } else {
-                try {
-                    if (node.sink)
-                        node.sink->write(*batch);
-                    else
-                        node.filter->process(batch);
-                    // A node that gives up inside write() has not delivered this batch.
-                    if (node.failed && node.sink) node.metrics.dropped.add(batch->size());
-                } catch (const std::exception& e) {
-                    node.metrics.dropped.add(batch->size());
-                    report_error(node,
-                                 node.sink ? "write() threw; the batch is dropped (counted)"
-                                           : "process() threw; the batch is dropped (counted)",
-                                 &e);
-                } catch (...) {
-                    node.metrics.dropped.add(batch->size());
-                    report_error(node, "threw a non-standard exception; the batch is dropped (counted)", nullptr);
-                }
+                consume(node, batch, ticket);
             }
             batch.reset();
+            ticket = nullptr;
         }
         if (steady::now() >= next_tick) {
             next_tick = steady::now() + tick_interval;

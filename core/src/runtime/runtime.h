@@ -20,7 +20,9 @@
 #include "hubflow/component.h"
 #include "plugins/component_registry.h"
 #include "runtime/batch_queue.h"
+#include "runtime/delivery_tracking.h"
 #include "runtime/log.h"
+#include "runtime/node_input.h"
 #include "runtime/node_metrics.h"
 
 namespace hubflow::core {
@@ -67,6 +69,8 @@ private:
     class NodeContext;
     void run_source(Node& node);
     void run_consumer(Node& node);
+    void consume(Node& node, const SharedBatch& batch, Ticket* ticket);
+    std::unique_ptr<NodeInput> make_input(Node& node);
     void finish(Node& node);
     void report_error(Node& node, const std::string& what, const std::exception* e);
     void report_drops(Node& node, std::uint64_t& reported, std::chrono::steady_clock::time_point& last_report);

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <utility>
 
+#include "hubflow/delivery.h"
 #include "hubflow/event.h"
 
 namespace hubflow {
@@ -125,6 +126,19 @@ public:
     virtual bool stopping() const = 0;
     // Sleep up to `duration`; returns early, with false, when the host starts shutting down.
     virtual bool wait_for(std::chrono::nanoseconds duration) = 0;
+
+    // ---- SDK 1.2: appended, so the virtual functions above keep the slots plugins built for 1.0 and 1.1 use.
+
+    // Asks the host to tell `listener` how each batch this node emits from now on ends (hubflow/delivery.h).
+    // Batches are numbered by the caller's own count: the n-th non-empty batch emitted after this call (either
+    // emit() overload, any output) is number n, starting at 1; empty batches are ignored and get no number.
+    // Call it from configure() or start(); `listener` must outlive the node's thread. Returns false when the
+    // host cannot track deliveries (a test context, say): the node then knows nothing beyond emit() returning
+    // and should keep its older, weaker behaviour.
+    virtual bool track_deliveries(DeliveryListener& listener) {
+        (void)listener;
+        return false;
+    }
 };
 
 }  // namespace hubflow

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "hubflow/context.h"
+#include "hubflow/delivery.h"
 
 namespace hubflow::testing {
 
@@ -64,6 +66,42 @@ public:
     std::map<std::string, Gauge, std::less<>> gauges;
 };
 
+// A ticket that records how a sink settled a batch, for sink tests: pass ack() to AcknowledgingSink::deliver()
+// and wait for settled() to reach the batch's size. Unlike the host's tickets it stays usable after the last
+// event, so one recorder may follow several batches.
+class AckRecorder final : public detail::DeliveryTicket {
+public:
+    BatchAck ack() { return BatchAck(this); }
+    void resolve(std::size_t events, Resolution how) override {
+        {
+            std::lock_guard lock(mutex_);
+            (how == Resolution::delivered ? delivered_ : how == Resolution::refused ? refused_ : lost_) += events;
+        }
+        changed_.notify_all();
+    }
+    std::size_t delivered() const { return read(delivered_); }
+    std::size_t refused() const { return read(refused_); }
+    std::size_t lost() const { return read(lost_); }
+    std::size_t settled() const {
+        std::lock_guard lock(mutex_);
+        return delivered_ + refused_ + lost_;
+    }
+    // Waits until at least `events` are settled; false when `timeout` passes first.
+    bool wait_settled(std::size_t events, std::chrono::milliseconds timeout) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, timeout, [&] { return delivered_ + refused_ + lost_ >= events; });
+    }
+
+private:
+    std::size_t read(const std::size_t& value) const {
+        std::lock_guard lock(mutex_);
+        return value;
+    }
+    mutable std::mutex mutex_;
+    std::condition_variable changed_;
+    std::size_t delivered_ = 0, refused_ = 0, lost_ = 0;
+};
+
 class FakeContext : public Context {
 public:
     explicit FakeContext(std::string name, std::filesystem::path data_dir = {})
@@ -88,8 +126,18 @@ public:
     }
     void emit(SharedBatch batch, std::string_view output = {}) override {
         std::lock_guard lock(mutex_);
+        if (!batch || batch->empty()) return;
+        ++emitted_batches;
         for (const auto& e : *batch)
             emitted[std::string(output)].push_back(e);
+    }
+    // Tracking as the host does it, except that batches end only when the test says so with end_batch().
+    bool track_deliveries(DeliveryListener& l) override {
+        listener = &l;
+        return true;
+    }
+    void end_batch(std::uint64_t number, BatchOutcome outcome = BatchOutcome::finished) {
+        if (listener) listener->batch_ended(number, outcome);
     }
     void fail(std::string_view reason) override {
         std::lock_guard lock(mutex_);
@@ -108,6 +156,8 @@ public:
     std::map<std::string, std::vector<Event>> emitted;  // by output ("" = default)
     std::vector<std::string> failures;
     std::atomic<bool> stop_requested{false};  // settable from another thread
+    std::uint64_t emitted_batches = 0;        // non-empty batches, the numbers track_deliveries() counts
+    DeliveryListener* listener = nullptr;
 
 private:
     std::string name_;

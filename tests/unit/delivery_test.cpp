@@ -1,0 +1,291 @@
+// Delivery acknowledgements through the real runtime: which batches end finished or lost, and when, across
+// fan-out, filters that build new batches, sinks of both SDK generations, failures and drops.
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "config/pipeline.h"
+#include "fake_components.h"
+#include "runtime/runtime.h"
+
+using namespace hubflow;
+using namespace hubflow::core;
+using namespace hubflow::testing_core;
+using namespace std::chrono_literals;
+
+namespace {
+
+// What the tracked sources heard, by batch number.
+struct Outcomes {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::map<std::uint64_t, BatchOutcome> ended;
+    std::uint64_t repeats = 0;  // a batch reported twice: always a bug
+
+    void add(std::uint64_t n, BatchOutcome o) {
+        {
+            std::lock_guard lock(mutex);
+            if (!ended.emplace(n, o).second) ++repeats;
+        }
+        changed.notify_all();
+    }
+    std::size_t count(BatchOutcome o) {
+        std::lock_guard lock(mutex);
+        std::size_t c = 0;
+        for (auto& [n, v] : ended)
+            c += v == o;
+        return c;
+    }
+    std::size_t size() {
+        std::lock_guard lock(mutex);
+        return ended.size();
+    }
+    bool wait_size(std::size_t n, std::chrono::milliseconds timeout = 10s) {
+        std::unique_lock lock(mutex);
+        return changed.wait_for(lock, timeout, [&] { return ended.size() >= n; });
+    }
+};
+Outcomes* outcomes = nullptr;
+
+class TrackedSource final : public Source, private DeliveryListener {
+public:
+    static ComponentDescription describe() {
+        return {"tracked",
+                ComponentKind::source,
+                "emits `batches` batches of `batch` events and records how each ended",
+                {{.name = "batches", .type = FieldType::integer, .default_json = "10", .doc = "batches"},
+                 {.name = "batch", .type = FieldType::integer, .default_json = "3", .doc = "events per batch"},
+                 {.name = "output", .type = FieldType::string, .default_json = R"("")", .doc = "unused"}}};
+    }
+    void configure(const ConfigView& c, Context& ctx) override {
+        ctx_ = &ctx;
+        batches_ = c.integer_in("batches", 0, 1'000'000);
+        batch_ = c.integer_in("batch", 1, 10'000);
+        tracking = ctx.track_deliveries(*this);
+    }
+    void run() override {
+        for (std::int64_t b = 0; b < batches_; ++b) {
+            EventBatch batch;
+            for (std::int64_t i = 0; i < batch_; ++i) {
+                Event e;
+                e.payload = "{\"b\":" + std::to_string(b) + ",\"i\":" + std::to_string(i) + "}";
+                e.meta.kind = i % 2 ? "incident" : "entry";
+                e.meta.id = std::to_string(b) + "." + std::to_string(i);
+                batch.push_back(std::move(e));
+            }
+            ctx_->emit(std::move(batch));
+            ctx_->emit(EventBatch{});  // empty: no number, no report
+        }
+    }
+    static inline bool tracking = false;
+
+private:
+    void batch_ended(std::uint64_t number, BatchOutcome outcome) override { outcomes->add(number, outcome); }
+    Context* ctx_ = nullptr;
+    std::int64_t batches_ = 0, batch_ = 1;
+};
+
+// An SDK 1.2 sink. mode "now" settles in deliver(); "hold" keeps the acks for the test to settle;
+// "refuse" refuses everything; "lose" says lost; "split" settles each event on its own from another thread.
+class AckSink final : public AcknowledgingSink {
+public:
+    static ComponentDescription describe() {
+        return {"acking",
+                ComponentKind::sink,
+                "settles as told",
+                {{.name = "mode", .type = FieldType::string, .default_json = R"("now")", .doc = "how to settle"}}};
+    }
+    void configure(const ConfigView& c, Context&) override { mode_ = c.string("mode"); }
+    void deliver(const EventBatch& batch, BatchAck ack) override {
+        if (mode_ == "now") {
+            ack.delivered(batch.size());
+        } else if (mode_ == "refuse") {
+            ack.refused(batch.size());
+        } else if (mode_ == "lose") {
+            ack.lost(batch.size());
+        } else if (mode_ == "split") {
+            std::size_t n = batch.size();
+            std::thread([ack, n] {
+                for (std::size_t i = 0; i < n; ++i)
+                    ack.delivered(1);
+            }).join();
+        } else {
+            std::lock_guard lock(held_mutex);
+            held.emplace_back(ack, batch.size());
+        }
+    }
+    static void settle_held() {
+        std::lock_guard lock(held_mutex);
+        for (auto& [ack, n] : held)
+            ack.delivered(n);
+        held.clear();
+    }
+    static inline std::mutex held_mutex;
+    static inline std::vector<std::pair<BatchAck, std::size_t>> held;
+
+private:
+    std::string mode_;
+};
+
+// Drops every event on purpose.
+class DropFilter final : public Filter {
+public:
+    static ComponentDescription describe() { return {"drop_all", ComponentKind::filter, "drops everything", {}}; }
+    void configure(const ConfigView&, Context&) override {}
+    void process(const SharedBatch&) override {}
+};
+
+class DeliveryTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        recorder = &rec;
+        outcomes = &ends;
+        registry.add_builtin<TrackedSource>();
+        registry.add_builtin<AckSink>();
+        registry.add_builtin<DropFilter>();
+        registry.add_builtin<SplitFilter>();
+        registry.add_builtin<PassFilter>();
+        registry.add_builtin<StoreSink>();
+        StoreSink::released = true;
+        AckSink::held.clear();
+    }
+    void TearDown() override {
+        recorder = nullptr;
+        outcomes = nullptr;
+        EXPECT_EQ(ends.repeats, 0u) << "a batch was reported twice";
+    }
+    PipelineSpec load(const std::string& text) {
+        Diagnostics diags("test.json");
+        auto doc = parse_pipeline_text(
+            text, [](const std::string&) { return std::nullopt; }, diags);
+        EXPECT_TRUE(doc.has_value());
+        PipelineSpec spec = validate_pipeline(*doc, registry, diags);
+        EXPECT_TRUE(diags.empty()) << diags.to_string();
+        return spec;
+    }
+    Recorder rec;
+    Outcomes ends;
+    ComponentRegistry registry;
+    std::ostringstream log_text;
+    LogSink log{log_text, LogLevel::debug};
+};
+
+std::int64_t metric(const Runtime& rt, const std::string& node, const std::string& name) {
+    for (const auto& s : rt.metrics(node)->snapshot())
+        if (s.name == name) return s.value;
+    return -1;
+}
+
+}  // namespace
+
+TEST_F(DeliveryTest, APlainSinkFinishesABatchWhenWriteReturns) {
+    PipelineSpec spec = load(R"({"sources": {"in": {"type": "tracked", "batches": 50}},
+        "sinks": {"out": {"type": "store", "inputs": ["in"]}}})");
+    Runtime rt(spec, registry, log);
+    ASSERT_TRUE(rt.build());
+    EXPECT_TRUE(rt.run().ok());
+    ASSERT_TRUE(TrackedSource::tracking);
+    ASSERT_TRUE(ends.wait_size(50));
+    EXPECT_EQ(ends.count(BatchOutcome::finished), 50u);
+    EXPECT_EQ(ends.ended.begin()->first, 1u);
+    EXPECT_EQ(ends.ended.rbegin()->first, 50u);  // empty emits took no number
+}
+
+TEST_F(DeliveryTest, FanOutEndsOnlyWhenEverySinkHasSettled) {
+    PipelineSpec spec = load(R"({"sources": {"in": {"type": "tracked", "batches": 20}},
+        "sinks": {"plain": {"type": "store", "inputs": ["in"]},
+                  "later": {"type": "acking", "mode": "hold", "inputs": ["in"]}}})");
+    Runtime rt(spec, registry, log);
+    ASSERT_TRUE(rt.build());
+    EXPECT_TRUE(rt.run().ok());
+    ASSERT_EQ(rec.count("plain"), 60u);
+    EXPECT_EQ(ends.size(), 0u) << "a batch ended while a sink still held it";
+    AckSink::settle_held();
+    ASSERT_TRUE(ends.wait_size(20));
+    EXPECT_EQ(ends.count(BatchOutcome::finished), 20u);
+}
+
+TEST_F(DeliveryTest, FiltersThatBuildNewBatchesOrDropCarryTheJourneyOn) {
+    // split makes two new batches per input (entries, incidents), each read by another sink; pass forwards
+    // the same batch; drop_all finishes on purpose.
+    PipelineSpec spec = load(R"({"sources": {"in": {"type": "tracked", "batches": 30, "batch": 5}},
+        "filters": {"split": {"type": "split", "inputs": ["in"]},
+                    "pass": {"type": "pass", "inputs": ["split.incidents"]},
+                    "drop": {"type": "drop_all", "inputs": ["in"]}},
+        "sinks": {"entries": {"type": "acking", "mode": "hold", "inputs": ["split.entries"]},
+                  "incidents": {"type": "acking", "mode": "split", "inputs": ["pass"]}}})");
+    Runtime rt(spec, registry, log);
+    ASSERT_TRUE(rt.build());
+    EXPECT_TRUE(rt.run().ok());
+    EXPECT_EQ(ends.size(), 0u) << "the entries sink holds a copy of every batch";
+    AckSink::settle_held();
+    ASSERT_TRUE(ends.wait_size(30));
+    EXPECT_EQ(ends.count(BatchOutcome::finished), 30u);
+}
+
+TEST_F(DeliveryTest, RefusedForGoodIsFinishedAndLostIsLost) {
+    PipelineSpec spec = load(R"({"sources": {"a": {"type": "tracked", "batches": 5}, "b": {"type": "tracked",
+        "batches": 5}}, "sinks": {"refuse": {"type": "acking", "mode": "refuse", "inputs": ["a"]},
+                                  "lose": {"type": "acking", "mode": "lose", "inputs": ["b"]}}})");
+    // Both sources share the outcome map, so count by outcome: a's five finished, b's five lost.
+    Runtime rt(spec, registry, log);
+    ASSERT_TRUE(rt.build());
+    EXPECT_TRUE(rt.run().ok());
+    ASSERT_TRUE(ends.wait_size(5));
+    // Numbers collide across the two sources; repeats counts the collisions instead.
+    std::lock_guard lock(ends.mutex);
+    EXPECT_EQ(ends.ended.size() + ends.repeats, 10u);
+    ends.repeats = 0;
+    EXPECT_EQ(metric(rt, "b", "lost_batches"), 5);
+    EXPECT_EQ(metric(rt, "a", "lost_batches"), 0);
+}
+
+TEST_F(DeliveryTest, AWriteThatThrowsLosesItsBatchOnly) {
+    PipelineSpec spec = load(R"({"sources": {"in": {"type": "tracked", "batches": 10, "batch": 2}},
+        "sinks": {"out": {"type": "store", "throw_on": "\"b\":3,", "inputs": ["in"]}}})");
+    Runtime rt(spec, registry, log);
+    ASSERT_TRUE(rt.build());
+    rt.run();
+    ASSERT_TRUE(ends.wait_size(10));
+    EXPECT_EQ(ends.ended.at(4), BatchOutcome::lost);  // batch b=3 is number 4
+    EXPECT_EQ(ends.count(BatchOutcome::lost), 1u);
+    EXPECT_EQ(ends.count(BatchOutcome::finished), 9u);
+}
+
+TEST_F(DeliveryTest, AFailedSinkLosesWhatItHeldAndEverythingAfter) {
+    PipelineSpec spec = load(R"({"sources": {"in": {"type": "tracked", "batches": 10, "batch": 2}},
+        "sinks": {"out": {"type": "store", "fail_on": "\"b\":6,", "inputs": ["in"]},
+                  "other": {"type": "store", "inputs": ["in"]}}})");
+    Runtime rt(spec, registry, log);
+    ASSERT_TRUE(rt.build());
+    rt.run();
+    ASSERT_TRUE(ends.wait_size(10));
+    EXPECT_EQ(ends.count(BatchOutcome::finished), 6u);
+    EXPECT_EQ(ends.count(BatchOutcome::lost), 4u);
+    EXPECT_EQ(rec.count("other"), 20u) << "the healthy sink still gets everything";
+}
+
+TEST_F(DeliveryTest, AnOutputNobodyReadsFinishesAtOnce) {
+    PipelineSpec spec = load(R"({"sources": {"in": {"type": "tracked", "batches": 4}},
+        "filters": {"split": {"type": "split", "inputs": ["in"]}},
+        "sinks": {"entries": {"type": "store", "inputs": ["split.entries"]}}})");
+    Runtime rt(spec, registry, log);
+    ASSERT_TRUE(rt.build());
+    EXPECT_TRUE(rt.run().ok());
+    ASSERT_TRUE(ends.wait_size(4));
+    EXPECT_EQ(ends.count(BatchOutcome::finished), 4u);
+}
+
+TEST_F(DeliveryTest, UnsettledBatchesAtShutdownAreNeverReportedFinished) {
+    PipelineSpec spec = load(R"({"sources": {"in": {"type": "tracked", "batches": 3}},
+        "sinks": {"out": {"type": "acking", "mode": "hold", "inputs": ["in"]}}})");
+    Runtime rt(spec, registry, log);
+    ASSERT_TRUE(rt.build());
+    EXPECT_TRUE(rt.run().ok());  // every node has flushed and stopped
+    EXPECT_EQ(ends.size(), 0u);
+    AckSink::settle_held();  // a late delivery report still counts while the runtime exists
+    ASSERT_TRUE(ends.wait_size(3));
+}

@@ -4,23 +4,18 @@
 //   {"at":"2026-08-19T12:50:38Z","status":400,"error":"refused by the receiver","response":"...",
 //    "attempts":1,"webhook_id":"msg_...","event":{...the event's payload...}}
 //
-// The writing is the file sink's (plugins/file): whole lines only, a partial last line left by a crash moved
-// aside before appending, directories created, strftime fields in the path. Records are written with
-// fsync=batch: dead letters are rare and exist to be kept. The file sink's own counters appear on the node
-// with a "dead_letter_" prefix.
+// This class only builds that record; the writing is the SDK's hubflow::DeadLetterWriter (whole lines only, a
+// partial last line left by a crash moved aside before appending, private directories and files, strftime
+// fields in the path, every write synced: dead letters are rare and exist to be kept). Its counters appear on
+// the node with a "dead_letter_" prefix.
 //
 // Thread-safe: sender threads write concurrently.
 
 #include <cstdint>
-#include <memory>
-#include <mutex>
 #include <string>
 
 #include "hubflow/context.h"
-
-namespace hubflow::file {
-class FileSink;
-}
+#include "hubflow/dead_letters.h"
 
 namespace hubflow::webhook {
 
@@ -28,12 +23,10 @@ struct Request;
 
 class DeadLetters {
 public:
-    // Throws ConfigError naming `key` when the path is not usable as a file sink path.
+    // Throws ConfigError naming `key` when the path is not a usable path template.
     DeadLetters(const std::string& path, const std::string& key, Context& context);
-    ~DeadLetters();
-    DeadLetters(const DeadLetters&) = delete;
-    DeadLetters& operator=(const DeadLetters&) = delete;
 
+    // Opens a path without placeholders at once, so that an unwritable file refuses the start.
     void start();
     void stop();
 
@@ -43,10 +36,7 @@ public:
                std::uint64_t attempts);
 
 private:
-    class PrefixedContext;
-    std::unique_ptr<PrefixedContext> context_;
-    std::unique_ptr<file::FileSink> file_;
-    std::mutex mutex_;
+    DeadLetterWriter writer_;
 };
 
 }  // namespace hubflow::webhook

@@ -1,5 +1,8 @@
 #include "kafka_sink.h"
 
+#include <Poco/DigestEngine.h>
+#include <Poco/SHA2Engine.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -32,6 +35,7 @@ constexpr std::size_t max_topic_length = 249;
 
 // Metadata that can travel as headers, by index; the header name is the metadata name.
 constexpr std::array<const char*, 6> metadata_headers = {"kind", "site_id", "user_id", "id", "source", "received_at"};
+constexpr const char* default_id_header = "hubflow-id";
 
 // Properties the sink sets from its own keys: setting them twice would leave one of them silently unused.
 struct Owned {
@@ -76,6 +80,23 @@ bool worth_resending(rd_kafka_resp_err_t err) {
         case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
         case RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER:
         case RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID:
+            return true;
+        default:
+            return false;
+    }
+}
+
+// Errors that say Kafka can never take this message, however often it is sent: the event is refused for good
+// (finished, counted). Any other permanent error is about the cluster or the settings (authorisation, an unknown
+// topic, ...), which an operator can fix, so the event is lost and its source sends it again after a restart.
+bool never_acceptable(rd_kafka_resp_err_t err) {
+    switch (err) {
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_INVALID_MSG:
+        case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+        case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        case RD_KAFKA_RESP_ERR__BAD_MSG:
             return true;
         default:
             return false;
@@ -139,6 +160,11 @@ ComponentDescription KafkaSink::describe() {
               .default_json = "true",
               .doc = "metadata as message headers: true (kind, site_id, user_id, id, source, received_at), false, "
                      "or a list of those names"},
+             {.name = "id_header",
+              .type = FieldType::string,
+              .default_json = "\"hubflow-id\"",
+              .doc = "header with an id that stays the same when an event is sent again (its id metadata, else "
+                     "a SHA-256 of its payload), for receivers to drop repeats; \"\" = none"},
              {.name = "compression",
               .type = FieldType::string,
               .default_json = "\"none\"",
@@ -229,6 +255,12 @@ void KafkaSink::configure(const ConfigView& config, Context& context) {
     } else if (!headers->is_bool()) {
         throw config.error("headers", "expected true, false or a list of metadata names");
     }
+    id_header_ = config.string_or("id_header", default_id_header);
+    for (int index : headers_)
+        if (id_header_ == metadata_headers[static_cast<std::size_t>(index)])
+            throw config.error("id_header", "'" + id_header_ +
+                                                "' is also a metadata header; choose another name or leave it out "
+                                                "of `headers`");
 
     compression_ = config.has("compression") ? config.one_of("compression", {"none", "gzip", "snappy", "lz4", "zstd"})
                                              : std::string("none");
@@ -400,12 +432,82 @@ void KafkaSink::render_headers(const Event& event) {
         // Unknown metadata is left out rather than sent as an empty header.
         if (!value.empty()) header_values_.emplace_back(metadata_headers[static_cast<std::size_t>(index)], value);
     }
+    if (!id_header_.empty()) {
+        id_value_.clear();
+        stable_id(event, id_value_);
+        header_values_.emplace_back(id_header_.c_str(), id_value_);
+    }
 }
 
-void KafkaSink::write(const EventBatch& batch) {
+void KafkaSink::stable_id(const Event& event, std::string& out) {
+    if (!event.meta.id.empty()) {
+        out += event.meta.id;
+        return;
+    }
+    // 128 bits: a collision among the events a receiver remembers is out of reach, and the header stays short.
+    thread_local Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
+    sha.update(event.payload.data(), static_cast<unsigned>(event.payload.size()));
+    const Poco::DigestEngine::Digest& digest = sha.digest();
+    static constexpr char hex[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < 16; ++i) {
+        out += hex[digest[i] >> 4];
+        out += hex[digest[i] & 0xf];
+    }
+}
+
+KafkaSink::Pending* KafkaSink::find_pending(std::uint64_t seq) {
+    if (pending_.empty()) return nullptr;
+    // Nearly always the newest batch (deliver() producing it) or the oldest (its reports coming back).
+    auto holds = [seq](const Pending& p) { return seq >= p.first_seq && seq - p.first_seq < p.count; };
+    if (holds(pending_.back())) return &pending_.back();
+    if (holds(pending_.front())) return &pending_.front();
+    auto it = std::upper_bound(pending_.begin(), pending_.end(), seq,
+                               [](std::uint64_t s, const Pending& p) { return s < p.first_seq; });
+    if (it == pending_.begin()) return nullptr;
+    --it;
+    return holds(*it) ? &*it : nullptr;
+}
+
+void KafkaSink::settle(std::uint64_t seq, Settle how) {
+    Pending* p = find_pending(seq);
+    if (!p || p->unsettled == 0) return;
+    --p->unsettled;
+    switch (how) {
+        case Settle::delivered:
+            p->ack.delivered(1);
+            break;
+        case Settle::refused:
+            p->ack.refused(1);
+            break;
+        case Settle::lost:
+            p->ack.lost(1);
+            break;
+    }
+    // The ack is spent once its last event is settled; ranges behind an older unsettled one wait for it.
+    while (!pending_.empty() && pending_.front().unsettled == 0)
+        pending_.pop_front();
+}
+
+void KafkaSink::settle_failed(std::uint64_t seq, rd_kafka_resp_err_t err) {
+    settle(seq, never_acceptable(err) ? Settle::refused : Settle::lost);
+}
+
+void KafkaSink::lose_unreturned() {
+    for (Pending& p : pending_) {
+        if (p.handed == 0) continue;
+        p.ack.lost(p.handed);
+        p.unsettled -= p.handed;
+        p.handed = 0;
+    }
+    while (!pending_.empty() && pending_.front().unsettled == 0)
+        pending_.pop_front();
+}
+
+void KafkaSink::deliver(const EventBatch& batch, BatchAck ack) {
     if (!producer_) throw std::runtime_error("the producer is not running");
     serve(0);
     resend_returned();
+    if (ack.tracked() && !batch.empty()) pending_.push_back({next_seq_, batch.size(), batch.size(), 0, ack});
 
     std::int64_t now_second = -1;
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -441,6 +543,7 @@ void KafkaSink::write(const EventBatch& batch) {
         message.seq = next_seq_++;
 
         if (produce(message) == Produced::gave_up) {
+            // Shutting down: the rest is not delivered and stays unsettled, to be sent again after a restart.
             std::uint64_t left = batch.size() - i;
             undelivered_->add(left);
             abandoned_ += left;
@@ -452,7 +555,7 @@ void KafkaSink::write(const EventBatch& batch) {
 
 KafkaSink::Produced KafkaSink::produce(const Message& message) {
     for (;;) {
-        std::array<rd_kafka_vu_t, 8 + metadata_headers.size()> vus;
+        std::array<rd_kafka_vu_t, 9 + metadata_headers.size()> vus;
         std::size_t n = 0;
         // Looked up on every attempt: a restart in between replaces the producer and its topic handles.
         rd_kafka_topic_t* topic = message.topic ? topic_handle(*message.topic) : constant_topic_;
@@ -489,6 +592,7 @@ KafkaSink::Produced KafkaSink::produce(const Message& message) {
         rd_kafka_error_t* error = rd_kafka_produceva(producer_, vus.data(), n);
         if (!error) {
             ++in_flight_;
+            if (Pending* p = find_pending(message.seq)) ++p->handed;
             return Produced::yes;
         }
         rd_kafka_resp_err_t code = rd_kafka_error_code(error);
@@ -512,6 +616,7 @@ KafkaSink::Produced KafkaSink::produce(const Message& message) {
         if (failed_logged_++ < 10 || failed_logged_ % 1000 == 0)
             context_->log().error("cannot produce to topic '", rd_kafka_topic_name(topic), "': ", reason,
                                   " (event dropped, counted in failed_events)");
+        settle_failed(message.seq, code);
         return Produced::failed;
     }
 }
@@ -559,6 +664,7 @@ void KafkaSink::restart_if_fatal() {
         abandoned_ += static_cast<std::uint64_t>(in_flight_);
         context_->log().error(in_flight_, " events never came back from the failed producer and are lost");
         in_flight_ = 0;
+        lose_unreturned();
     }
     std::vector<Resend> keep = std::move(resend_);
     resend_.clear();
@@ -665,13 +771,19 @@ void KafkaSink::stop() {
         if (in_flight_ > 0 || !resend_.empty()) abandon_outstanding("stopped before everything was acknowledged");
     }
     destroy_producer();
+    // What is still unsettled was not delivered; its acks are the host's to forget, never to be touched again.
+    pending_.clear();
     update_gauge();
 }
 
 void KafkaSink::on_delivery(const rd_kafka_message_t& m) {
     --in_flight_;
+    const auto seq = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(m._private));
+    Pending* pending = find_pending(seq);
+    if (pending && pending->handed > 0) --pending->handed;
     if (m.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         delivered_->add();
+        settle(seq, Settle::delivered);
         return;
     }
     last_error_ = rd_kafka_err2str(m.err);
@@ -681,7 +793,7 @@ void KafkaSink::on_delivery(const rd_kafka_message_t& m) {
     }
     if (worth_resending(m.err) || fatal_) {
         Resend r;
-        r.seq = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(m._private));
+        r.seq = seq;
         r.topic = rd_kafka_topic_name(m.rkt);
         if (m.key) r.key.emplace(static_cast<const char*>(m.key), m.key_len);
         if (m.payload) r.payload.assign(static_cast<const char*>(m.payload), m.len);
@@ -698,6 +810,7 @@ void KafkaSink::on_delivery(const rd_kafka_message_t& m) {
     if (failed_logged_++ < 10 || failed_logged_ % 1000 == 0)
         context_->log().error("Kafka refused an event for topic '", rd_kafka_topic_name(m.rkt), "': ", last_error_,
                               " (counted in failed_events)");
+    settle_failed(seq, m.err);
 }
 
 void KafkaSink::on_error(int code, const char* reason) {

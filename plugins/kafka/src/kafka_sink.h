@@ -2,18 +2,27 @@
 // The `kafka` sink: produces each event's payload as one Kafka message through librdkafka.
 //
 // Delivery: an event counts as delivered only when librdkafka's delivery report says the brokers acknowledged
-// it (`delivered_events`). write() returns once every event of the batch has been handed to librdkafka, which
-// owns a copy of it from then on (RD_KAFKA_MSG_F_COPY: the host frees a batch when write() returns, and a copy
+// it (`delivered_events`), and that report is what settles it on the batch's BatchAck (SDK 1.2): each message's
+// opaque is its sequence number, and `pending_` maps sequence numbers back to the BatchAck of the batch they
+// came in. deliver() returns once every event of the batch has been handed to librdkafka, which
+// owns a copy of it from then on (RD_KAFKA_MSG_F_COPY: the host frees a batch when deliver() returns, and a copy
 // into librdkafka's own message allocation costs less than keeping events alive in a side structure; see
 // bench/results/kafka.md). librdkafka's queue is bounded by `max_in_flight_events` and `max_in_flight_bytes`;
 // while it is full write() blocks in rd_kafka_poll(), which sleeps until a delivery report frees room. That is
 // the backpressure upstream: it never spins, and it checks every 100 ms whether the host is stopping.
 //
 // Nothing accepted is dropped silently. By default librdkafka never times a message out
-// (message.timeout.ms = 0): while the brokers are down events wait in the queue and upstream is held back.
-// Messages that come back with a transient error (timed out when a timeout is set, purged by a producer
-// restart) are produced again, in their original order, and counted in `retried_events`. Permanent errors
-// (message too large, authorisation, ...) are counted in `failed_events` and logged with librdkafka's reason.
+// (message.timeout.ms = 0): while the brokers are down events wait in the queue, unsettled, and upstream is
+// held back. Messages that come back with a transient error (timed out when a timeout is set, purged by a
+// producer restart) are produced again, in their original order, and counted in `retried_events`; they are
+// settled only by the report of the copy that gets through. Permanent errors are counted in `failed_events` and
+// logged with librdkafka's reason; an event Kafka can never take (too large, an invalid record) is settled as
+// refused, any other (authorisation, an unknown topic, ...) as lost, so that its source keeps its checkpoint
+// before it and a restart, once the cause is fixed, sends it again.
+//
+// Every message carries a header (`id_header`, "hubflow-id" by default) with an id that is the same whenever
+// the same event is produced again, by this sink after a retry or by the next run after a crash: the event's
+// own `id` metadata when it has one, else the first 128 bits of SHA-256 of its payload in lowercase hex.
 //
 // A fatal producer error (rd_kafka_fatal_error, e.g. the idempotent producer losing its sequence) makes the
 // producer unusable: the sink purges it, takes every unacknowledged message back from the delivery reports,
@@ -21,8 +30,9 @@
 //
 // Shutdown: flush() waits up to `flush_timeout_ms` for the outstanding delivery reports; what is still not
 // acknowledged then is purged, counted in `undelivered_events` and logged with its count. Once the host is
-// stopping, a write() blocked by a full queue gives up at the same deadline, so the sink never outlasts the
-// host's grace period because a broker is down.
+// stopping, a deliver() blocked by a full queue gives up at the same deadline, so the sink never outlasts the
+// host's grace period because a broker is down. Events abandoned at shutdown are left unsettled: they were not
+// delivered, and their sources send them again after a restart.
 //
 // Threading: every member function is called from the node's own thread, and librdkafka's callbacks (delivery
 // reports, errors) are served from rd_kafka_poll()/rd_kafka_flush() on that same thread, so the sink holds no
@@ -33,6 +43,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +52,7 @@
 #include <vector>
 
 #include "hubflow/component.h"
+#include "hubflow/delivery.h"
 #include "hubflow/json.h"
 #include "hubflow/schema.h"
 
@@ -50,7 +62,7 @@ class PathTemplate;
 
 namespace hubflow::kafka {
 
-class KafkaSink final : public Sink {
+class KafkaSink final : public AcknowledgingSink {
 public:
     KafkaSink();
     ~KafkaSink() override;
@@ -65,7 +77,7 @@ public:
     // Creates the producer. Connections are made in the background; an unreachable broker is not an error here,
     // events simply wait for it.
     void start() override;
-    void write(const EventBatch& batch) override;
+    void deliver(const EventBatch& batch, BatchAck ack) override;
     // Serves delivery reports and re-sends what came back, between batches.
     void tick() override;
     std::chrono::milliseconds tick_interval() const override { return std::chrono::milliseconds(100); }
@@ -75,6 +87,9 @@ public:
     // The producer handle, for tests that raise a fatal error with rd_kafka_test_fatal_error(). Null before
     // start() and after stop().
     rd_kafka_t* producer_for_testing() const { return producer_; }
+
+    // The id header's value for `event` (see above), appended to `out`.
+    static void stable_id(const Event& event, std::string& out);
 
 private:
     // A message taken back from a delivery report to be produced again.
@@ -100,6 +115,16 @@ private:
 
     enum class Produced { yes, failed, gave_up };
 
+    // The events of one tracked batch, by sequence number: [first_seq, first_seq + count).
+    struct Pending {
+        std::uint64_t first_seq = 0;
+        std::size_t count = 0;
+        std::size_t unsettled = 0;
+        std::size_t handed = 0;  // produced, delivery report not yet served
+        BatchAck ack;
+    };
+    enum class Settle { delivered, refused, lost };
+
     rd_kafka_conf_t* make_conf(bool with_brokers, std::string& error) const;
     void create_producer();
     void destroy_producer();
@@ -116,6 +141,14 @@ private:
     // Purges what is left, counts it as undelivered and says so.
     void abandon_outstanding(const char* when);
 
+    Pending* find_pending(std::uint64_t seq);
+    // Settles the event with sequence number `seq` on its batch's BatchAck (nothing for an untracked batch).
+    void settle(std::uint64_t seq, Settle how);
+    // After a permanent error: refused when Kafka can never take the event, lost otherwise.
+    void settle_failed(std::uint64_t seq, rd_kafka_resp_err_t err);
+    // Events whose delivery reports a failed producer never served are lost (those it handed back are re-sent).
+    void lose_unreturned();
+
     void on_delivery(const rd_kafka_message_t& message);
     void on_error(int code, const char* reason);
     static void delivery_callback(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
@@ -131,6 +164,7 @@ private:
     bool topic_constant_ = false;
     std::optional<FieldPath> key_;
     std::vector<int> headers_;  // metadata header indexes (see kafka_sink.cpp) in the order they are sent
+    std::string id_header_;     // "" = no stable id header
     std::string compression_ = "none";
     bool idempotent_ = true;
     std::int64_t max_in_flight_events_ = 0;
@@ -152,7 +186,8 @@ private:
     rd_kafka_topic_t* constant_topic_ = nullptr;
 
     std::uint64_t next_seq_ = 0;
-    std::int64_t in_flight_ = 0;  // produced, delivery report not yet served
+    std::deque<Pending> pending_;  // tracked batches with events not yet settled, by first_seq
+    std::int64_t in_flight_ = 0;   // produced, delivery report not yet served
     std::vector<Resend> resend_;
     bool fatal_ = false;
     bool abandoning_ = false;   // purging at shutdown: reports with errors are undelivered, not re-sent
@@ -174,6 +209,7 @@ private:
     std::vector<std::pair<const char*, std::string_view>> header_values_;
     std::int64_t received_second_ = -1;
     std::string received_text_;
+    std::string id_value_;
 };
 
 }  // namespace hubflow::kafka

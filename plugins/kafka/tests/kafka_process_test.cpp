@@ -57,6 +57,7 @@ TEST_F(KafkaProcess, GeneratorToKafkaDeliversEveryEventOnce) {
             EXPECT_EQ(*record.key, record.headers.at("site_id"));
             EXPECT_EQ(record.headers.at("source"), "gen");
             ids.insert(record.headers.at("id"));
+            EXPECT_EQ(record.headers.at("hubflow-id"), record.headers.at("id"));  // the stable id is the event's
         }
     EXPECT_EQ(ids.size(), 20000u) << "an event arrived twice";
 }

@@ -29,6 +29,7 @@ using hubflow::kafka::KafkaSink;
 using hubflow::kafka::test::consume_all;
 using hubflow::kafka::test::MockCluster;
 using hubflow::kafka::test::Record;
+using hubflow::testing::AckRecorder;
 using hubflow::testing::FakeContext;
 using namespace std::chrono_literals;
 
@@ -154,9 +155,13 @@ TEST_F(KafkaSinkTest, DeliversEveryEventWithKeyHeadersAndPerKeyOrder) {
     configure(with_brokers(R"("topic": "ks.entries")"));
     sink.start();
     const int count = 5000;
+    AckRecorder acks;
     for (const EventBatch& batch : make_batches(count, 20, 500))
-        sink.write(batch);
+        sink.deliver(batch, acks.ack());
     sink.flush();
+    // Settled on the delivery reports, each event once.
+    EXPECT_EQ(acks.delivered(), static_cast<std::size_t>(count));
+    EXPECT_EQ(acks.settled(), static_cast<std::size_t>(count));
     EXPECT_EQ(counter("delivered_events"), static_cast<std::uint64_t>(count));
     EXPECT_EQ(counter("undelivered_events"), 0u);
     EXPECT_EQ(counter("failed_events"), 0u);
@@ -171,8 +176,9 @@ TEST_F(KafkaSinkTest, DeliversEveryEventWithKeyHeadersAndPerKeyOrder) {
         Event expected = make_event(seq % 20, seq);
         EXPECT_EQ(*r.key, expected.meta.site_id);
         partitions_of_key[*r.key].insert(r.partition);
-        EXPECT_EQ(r.header_order,
-                  (std::vector<std::string>{"kind", "site_id", "user_id", "id", "source", "received_at"}));
+        EXPECT_EQ(r.header_order, (std::vector<std::string>{"kind", "site_id", "user_id", "id", "source", "received_at",
+                                                            "hubflow-id"}));
+        EXPECT_EQ(r.headers.at("hubflow-id"), expected.meta.id);  // the event's own id
         EXPECT_EQ(r.headers.at("kind"), "entry");
         EXPECT_EQ(r.headers.at("site_id"), expected.meta.site_id);
         EXPECT_EQ(r.headers.at("user_id"), expected.meta.user_id);
@@ -201,7 +207,7 @@ TEST_F(KafkaSinkTest, KeyFromPayloadFieldAndSelectedHeaders) {
     ASSERT_EQ(records.size(), 30u);
     for (const Record& r : records) {
         EXPECT_EQ(*r.key, "L" + std::to_string(seq_of(r.payload) % 7));
-        EXPECT_EQ(r.header_order, (std::vector<std::string>{"id", "kind"}));
+        EXPECT_EQ(r.header_order, (std::vector<std::string>{"id", "kind", "hubflow-id"}));
     }
 }
 
@@ -233,9 +239,14 @@ TEST_F(KafkaSinkTest, PermanentRefusalIsCountedAndTheRestDelivered) {
     sink.start();
     EventBatch batch = make_batches(20, 2, 20)[0];
     batch[5].payload = R"({"seq":5,"pad":")" + std::string(5000, 'x') + R"("})";
-    sink.write(batch);
+    AckRecorder acks;
+    sink.deliver(batch, acks.ack());
     sink.flush();
     sink.stop();
+    // Too large for Kafka however often it is sent: refused for good, so its batch can finish.
+    EXPECT_EQ(acks.refused(), 1u);
+    EXPECT_EQ(acks.delivered(), 19u);
+    EXPECT_EQ(acks.lost(), 0u);
     EXPECT_EQ(counter("failed_events"), 1u);
     EXPECT_EQ(counter("delivered_events"), 19u);
     EXPECT_TRUE(context.logger.contains("counted in failed_events"));
@@ -326,18 +337,23 @@ TEST_F(KafkaSinkTest, FatalErrorRecreatesTheProducerAndResendsUnacknowledged) {
     configure(with_brokers(R"("topic": "ks.entries", "properties": {"linger.ms": 60000})"));
     sink.start();
     auto batches = make_batches(3000, 6, 500);
-    sink.write(batches[0]);
-    sink.write(batches[1]);
+    AckRecorder acks;
+    sink.deliver(batches[0], acks.ack());
+    sink.deliver(batches[1], acks.ack());
     sink.flush();  // the first 1000 acknowledged
     ASSERT_EQ(counter("delivered_events"), 1000u);
-    sink.write(batches[2]);
-    sink.write(batches[3]);
+    ASSERT_EQ(acks.delivered(), 1000u);
+    sink.deliver(batches[2], acks.ack());
+    sink.deliver(batches[3], acks.ack());
     ASSERT_EQ(rd_kafka_test_fatal_error(sink.producer_for_testing(), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
                                         "raised by the test"),
               RD_KAFKA_RESP_ERR_NO_ERROR);
-    sink.write(batches[4]);
-    sink.write(batches[5]);
+    sink.deliver(batches[4], acks.ack());
+    sink.deliver(batches[5], acks.ack());
     sink.flush();
+    // The purged copies settle nothing; the re-sent ones settle their events once.
+    EXPECT_EQ(acks.delivered(), 3000u);
+    EXPECT_EQ(acks.settled(), 3000u);
     EXPECT_EQ(counter("producer_restarts"), 1u);
     EXPECT_EQ(counter("retried_events"), 1000u);
     EXPECT_EQ(counter("delivered_events"), 3000u);
@@ -353,12 +369,13 @@ TEST_F(KafkaSinkTest, ShutdownWithBrokersDownCountsWhatWasNotDelivered) {
     cluster.create_topic("ks.entries", 3);
     configure(with_brokers(R"("topic": "ks.entries", "flush_timeout_ms": 300)"));
     sink.start();
-    sink.write(make_batches(100, 4, 100)[0]);
+    AckRecorder acks;
+    sink.deliver(make_batches(100, 4, 100)[0], acks.ack());
     sink.flush();
     ASSERT_EQ(counter("delivered_events"), 100u);
     for (int b = 1; b <= 3; ++b)
         cluster.set_down(b);
-    sink.write(make_batches(250, 4, 250, 100)[0]);
+    sink.deliver(make_batches(250, 4, 250, 100)[0], acks.ack());
     auto t0 = std::chrono::steady_clock::now();
     sink.flush();
     auto took = std::chrono::steady_clock::now() - t0;
@@ -368,6 +385,9 @@ TEST_F(KafkaSinkTest, ShutdownWithBrokersDownCountsWhatWasNotDelivered) {
     EXPECT_EQ(counter("delivered_events"), 100u);
     EXPECT_EQ(counter("undelivered_events"), 250u);
     EXPECT_TRUE(context.logger.contains("250 events were not delivered")) << "log says how many";
+    // Abandoned at shutdown: not delivered, so left unsettled for the source to send again after a restart.
+    EXPECT_EQ(acks.delivered(), 100u);
+    EXPECT_EQ(acks.settled(), 100u);
 }
 
 // Once the host is stopping, a write() held back by a full queue gives up at the flush deadline instead of
@@ -380,13 +400,104 @@ TEST_F(KafkaSinkTest, BlockedWriteGivesUpWhenStoppingAndCountsEveryEvent) {
         cluster.set_down(b);
     context.stop_requested = true;
     auto t0 = std::chrono::steady_clock::now();
-    sink.write(make_batches(1000, 4, 1000)[0]);
+    AckRecorder acks;
+    sink.deliver(make_batches(1000, 4, 1000)[0], acks.ack());
     sink.flush();
     auto took = std::chrono::steady_clock::now() - t0;
     sink.stop();
+    EXPECT_EQ(acks.settled(), 0u);
     EXPECT_LT(took, 3s);
     EXPECT_EQ(counter("delivered_events") + counter("undelivered_events"), 1000u);
     EXPECT_EQ(counter("undelivered_events"), 1000u);
+}
+
+// While every broker is away nothing is settled, however long the sink keeps trying; once they are back each
+// event is settled as delivered, once.
+TEST_F(KafkaSinkTest, NothingIsSettledWhileTheBrokersAreDownAndEverythingOnceTheyAreBack) {
+    cluster.create_topic("ks.entries", 3);
+    configure(with_brokers(R"("topic": "ks.entries", "properties": {"reconnect.backoff.max.ms": 100})"));
+    sink.start();
+    for (int b = 1; b <= 3; ++b)
+        cluster.set_down(b);
+    AckRecorder acks;
+    for (const EventBatch& batch : make_batches(300, 6, 100))
+        sink.deliver(batch, acks.ack());
+    // The producer has tried and failed: librdkafka reported the brokers as down.
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (counter("producer_errors") < 2 && std::chrono::steady_clock::now() < deadline)
+        sink.tick();
+    ASSERT_GE(counter("producer_errors"), 2u);
+    EXPECT_EQ(acks.settled(), 0u);
+    EXPECT_EQ(gauge("in_flight_events"), 300);
+
+    for (int b = 1; b <= 3; ++b)
+        cluster.set_up(b);
+    sink.flush();
+    EXPECT_EQ(acks.delivered(), 300u);
+    EXPECT_EQ(acks.settled(), 300u);
+    EXPECT_EQ(counter("undelivered_events"), 0u);
+    sink.stop();
+    EXPECT_EQ(consume_all(cluster.bootstraps(), "ks.entries", 3).size(), 300u);
+}
+
+// A permanent error about the cluster rather than the event (here: not authorised for the topic) loses the
+// event: its source keeps its checkpoint before it, and a restart after the fix sends it again.
+TEST_F(KafkaSinkTest, AnAuthorisationFailureIsLostNotRefused) {
+    cluster.create_topic("ks.entries", 1);
+    configure(with_brokers(R"("topic": "ks.entries", "idempotent": false, "properties": {"retries": 0})"));
+    sink.start();
+    AckRecorder first;
+    sink.deliver(make_batches(10, 1, 10)[0], first.ack());
+    sink.flush();
+    ASSERT_EQ(first.delivered(), 10u);
+    rd_kafka_mock_push_request_errors(cluster.get(), 0 /* Produce */, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    AckRecorder acks;
+    sink.deliver(make_batches(1, 1, 1, 10)[0], acks.ack());
+    sink.flush();
+    sink.stop();
+    EXPECT_EQ(acks.lost(), 1u);
+    EXPECT_EQ(acks.settled(), 1u);
+    EXPECT_EQ(counter("failed_events"), 1u);
+}
+
+// The id header is the same however often an event is sent: two sink instances (two runs of the host, say)
+// delivering the same events give every copy the same id, the event's own id or a hash of its payload.
+TEST_F(KafkaSinkTest, TheIdHeaderIsTheSameWhenTheSameEventsAreSentAgain) {
+    cluster.create_topic("ks.entries", 2);
+    EventBatch batch = make_batches(20, 2, 20)[0];
+    Event door_7, door_8;
+    door_7.payload = R"({"door":"D-7","state":"open"})";  // no id metadata
+    door_8.payload = R"({"door":"D-8","state":"open"})";
+    batch.push_back(door_7);
+    batch.push_back(door_8);
+    for (int run = 0; run < 2; ++run) {
+        FakeContext run_context("bus");
+        KafkaSink run_sink;
+        Value config = hubflow::testing::node_config(KafkaSink::describe(), with_brokers(R"("topic": "ks.entries")"));
+        run_sink.configure(ConfigView(config), run_context);
+        run_sink.start();
+        AckRecorder acks;
+        run_sink.deliver(batch, acks.ack());
+        run_sink.flush();
+        run_sink.stop();
+        ASSERT_EQ(acks.delivered(), batch.size());
+    }
+    std::map<std::string, std::vector<std::string>> ids_by_payload;
+    for (const Record& r : consume_all(cluster.bootstraps(), "ks.entries", 2))
+        ids_by_payload[r.payload].push_back(r.headers.at("hubflow-id"));
+    ASSERT_EQ(ids_by_payload.size(), batch.size());
+    for (const auto& [payload, ids] : ids_by_payload) {
+        ASSERT_EQ(ids.size(), 2u) << payload;
+        EXPECT_EQ(ids[0], ids[1]) << payload;
+    }
+    // SHA-256 of the payload (sha256sum), its first 128 bits.
+    EXPECT_EQ(ids_by_payload[door_7.payload][0], "8a4aac2c9775344b2c837119205f99f5");
+    EXPECT_EQ(ids_by_payload[door_8.payload][0], "4b47a52b9ecc1cc9faf31f9e72360b13");
+    EXPECT_EQ(ids_by_payload[batch[3].payload][0], batch[3].meta.id);
+
+    std::string out;
+    KafkaSink::stable_id(door_7, out);
+    EXPECT_EQ(out, "8a4aac2c9775344b2c837119205f99f5");
 }
 
 TEST_F(KafkaSinkTest, IdleTicksServeDeliveryReports) {
@@ -471,6 +582,8 @@ TEST_F(KafkaConfigTest, BadTopicKeyAndHeaders) {
     EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "headers": ["kind", "door"]})"), "headers");
     EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "headers": "yes"})"), "headers");
     EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "max_in_flight_events": 0})"), "max_in_flight_events");
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "id_header": "site_id"})"), "id_header");
+    EXPECT_EQ(error_key(R"({"brokers": "b:1", "topic": "t", "headers": ["kind"], "id_header": "site_id"})"), "");
 }
 
 }  // namespace

@@ -1,0 +1,228 @@
+#pragma once
+// The storage engine of a disk buffer: an append-only log of records in segment files, with a small ledger of
+// which records were released (delivered), so a restart hands out only what is still owed. On-disk format,
+// recovery rules and the duplicate window: core/src/buffer/README.md.
+//
+// Threads: append() and sync() are called from one thread (the writer), next(), release() and checkpoint()
+// from another (the reader), concurrently; stats() from any. sync() holds no lock the reader needs while it
+// writes or syncs. open() and the destructor run alone.
+//
+// Guarantee: a record is durable once the sync() after its append() returns. It is then handed out by next()
+// exactly once per run of the log, until release() covers it; after a crash it is handed out again unless its
+// release was persisted (see checkpoint()).
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "buffer/file_layer.h"
+
+namespace hubflow::core::buffer {
+
+// Byte layout of version 1 (all integers little-endian); README.md explains it.
+namespace format {
+inline constexpr char segment_magic[8] = {'H', 'F', 'B', 'U', 'F', 'S', 'E', 'G'};
+inline constexpr char ledger_magic[8] = {'H', 'F', 'B', 'U', 'F', 'L', 'D', 'G'};
+inline constexpr std::uint32_t version = 1;
+inline constexpr std::size_t segment_header_size = 40;
+inline constexpr std::uint32_t record_magic = 0x31524648;  // "HFR1" on disk
+inline constexpr std::size_t record_header_size = 32;
+inline constexpr std::uint32_t max_payload = 1U << 30;
+std::string segment_file_name(std::uint64_t id);  // seg-<16 hex digits>.hfb
+inline constexpr const char* ledger_file_name = "ledger";
+inline constexpr const char* set_aside_dir_name = "set-aside";
+}  // namespace format
+
+struct SegmentLogOptions {
+    std::filesystem::path dir;                    // the node's buffer directory (created 0700)
+    std::uint64_t max_bytes = 256 << 20;          // bytes on disk (segments) before append() says full
+    std::uint64_t segment_bytes = 32 << 20;       // a new segment starts once the current one is past this
+    std::uint64_t memory_window_bytes = 8 << 20;  // payloads of this run served from memory up to this
+    std::size_t read_chunk_bytes = 1 << 20;       // reads of segment files (backlog, consumer far behind)
+    // Releases are persisted at most this often by sync()/release() (and always by checkpoint() and the
+    // destructor); releases not yet persisted are the duplicate window after a crash.
+    std::chrono::milliseconds ledger_interval{1000};
+    std::uint64_t max_segment_ids = std::uint64_t{1} << 32;  // segment file ids wrap around modulo this
+};
+
+// Thrown for a file this version cannot read (a newer format version); never guessed at.
+class UnsupportedFormat : public std::runtime_error {
+public:
+    UnsupportedFormat(std::filesystem::path path, std::uint32_t version);
+    const std::filesystem::path& path() const { return path_; }
+    std::uint32_t version() const { return version_; }
+
+private:
+    std::filesystem::path path_;
+    std::uint32_t version_;
+};
+
+// Writing the data of sync() failed (ENOSPC, EIO, EROFS, ...). Every record appended since the last
+// successful sync() is dropped (the files are cut back); the caller stops intake and may append them again.
+class WriteFailed : public FileError {
+public:
+    explicit WriteFailed(const FileError& cause) : FileError(cause, "disk buffer: ") {}
+};
+
+// fdatasync or a directory fsync failed: what the kernel dropped cannot be known, so the log refuses every
+// further call (LogFailed) and must be reopened; fsync is never retried on the same file.
+class SyncFailed : public FileError {
+public:
+    explicit SyncFailed(const FileError& cause) : FileError(cause, "disk buffer (now failed): ") {}
+};
+
+class LogFailed : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct RecoveryReport {
+    struct Problem {
+        enum class Kind {
+            set_aside,       // records whose checksum failed, or bytes between good records that do not parse
+            torn_tail,       // bytes after the last good record of the newest segment: cut off
+            damaged_tail,    // bytes after the last good record of an older segment (records in it set aside)
+            damaged_header,  // a segment header that fails its checksum; its records were still read
+            removed,         // a file with nothing to recover (a segment created just before a crash, ...)
+            moved_aside,     // a damaged ledger, renamed so it can be inspected
+            ignored          // a file that is not the log's
+        };
+        Kind kind;
+        std::filesystem::path file;
+        std::uint64_t offset = 0;
+        std::uint64_t length = 0;     // bytes
+        std::uint64_t first_seq = 0;  // sequence numbers [first_seq, end_seq) the region held (set_aside,
+        std::uint64_t end_seq = 0;    // damaged_tail); records counts those not released before
+        std::uint64_t records = 0;
+        std::string detail;
+    };
+    std::uint64_t records = 0;  // records recovered and not yet released: the backlog next() hands out first
+    std::uint64_t bytes = 0;    // bytes of segment files kept
+    std::uint64_t segments = 0;
+    std::uint64_t records_set_aside = 0;  // unreleased records lost to damage (sum of Problem::records)
+    std::uint64_t torn_bytes_cut = 0;
+    std::uint64_t next_seq = 0;     // the sequence number the next append gets
+    std::vector<Problem> problems;  // set-aside bytes are also copied to <dir>/set-aside/
+};
+
+struct Record {
+    std::uint64_t seq;
+    std::string payload;
+};
+
+class SegmentLog {
+public:
+    SegmentLog(FileLayer& files, SegmentLogOptions options);
+    ~SegmentLog();  // persists the release state when the log is healthy; never throws
+    SegmentLog(const SegmentLog&) = delete;
+    SegmentLog& operator=(const SegmentLog&) = delete;
+
+    // Recovers. Throws UnsupportedFormat naming the file for a newer format version, FileError naming the
+    // path when the directory cannot be created, listed or written; damaged data never makes it throw.
+    RecoveryReport open();
+
+    enum class Append { ok, full };
+    // Stages a record; durable once sync() returns. `full` when max_bytes (or every segment id) is in use;
+    // throws std::length_error for a payload that could never fit.
+    Append append(std::string_view payload, std::uint64_t& seq_out);
+    // Writes and fdatasyncs everything appended (and fsyncs the directory for new files). Throws
+    // WriteFailed or SyncFailed (see above).
+    void sync();
+
+    // Appends to `out` up to `max_records` records not yet handed out, in seq order: the recovered backlog
+    // first, then synced appends. Returns how many it appended; 0 when nothing is available (never blocks).
+    std::size_t next(std::vector<Record>& out, std::size_t max_records);
+    // The records [first_seq, first_seq + count) were delivered; in any order, any grouping, repeats are
+    // harmless. A segment is deleted once all its records are released. Throws std::out_of_range for
+    // records not handed out yet.
+    void release(std::uint64_t first_seq, std::uint64_t count);
+    // Persists the release state now (when it changed): after it returns, released records do not come back
+    // after a crash. Call it when the reader goes idle.
+    void checkpoint();
+
+    struct Stats {
+        std::uint64_t records;    // appended and not released (set-aside records are not counted)
+        std::uint64_t bytes;      // bytes of segment files, including what is appended and not yet synced
+        std::uint64_t set_aside;  // records set aside since open() (recovery and reads)
+        std::chrono::system_clock::time_point oldest;  // append time of the oldest record; {} when empty
+    };
+    Stats stats() const;
+
+private:
+    struct Segment;
+    struct Staged;
+    struct MemoryRecord;
+    class Scanner;
+
+    void check_usable() const;
+    void persist_ledger(bool force);
+    void write_ledger(const std::string& bytes);
+    void recover_segment(Segment& segment, bool newest, RecoveryReport& report);
+    void preserve(const std::filesystem::path& file, std::uint64_t offset, std::uint64_t length);
+    std::uint64_t mark_released_locked(std::uint64_t first, std::uint64_t end);
+    bool released_locked(std::uint64_t seq) const;
+    bool fully_released_locked(std::uint64_t first, std::uint64_t end) const;
+    std::vector<std::filesystem::path> take_deletable_locked();
+    std::size_t read_from_files(std::vector<Record>& out, std::size_t max_records);
+    void roll_segment();
+    void rollback_staged();
+    std::filesystem::path path_of(std::uint64_t id) const;
+
+    FileLayer& files_;
+    const SegmentLogOptions options_;
+    std::atomic<bool> failed_{false};
+    bool opened_ = false;
+
+    // Shared state, under mutex_.
+    mutable std::mutex mutex_;
+    std::deque<Segment> segments_;  // by first_seq; only what is synced
+    std::set<std::uint64_t> ids_in_use_;
+    std::map<std::uint64_t, std::uint64_t> released_;  // [start, end) ranges of released sequence numbers
+    bool ledger_dirty_ = false;
+    std::uint64_t synced_end_ = 0;    // every seq below this is synced (or was recovered)
+    std::uint64_t handed_end_ = 0;    // every seq below this was handed out (or skipped)
+    std::uint64_t live_records_ = 0;  // synced, not released
+    std::uint64_t set_aside_ = 0;
+    std::deque<MemoryRecord> memory_;  // synced records of this run not handed out yet, while they fit
+    std::uint64_t memory_bytes_ = 0;
+    bool overflow_ = false;  // some synced records not handed out are only in the files
+
+    // Reader state (reader thread only): where next() reads the files.
+    std::uint64_t read_segment_first_ = 0;  // first_seq of the segment being read
+    std::uint64_t read_offset_ = 0;
+    std::unique_ptr<File> read_file_;
+    std::uint64_t read_file_first_ = ~std::uint64_t{0};
+    std::unique_ptr<Scanner> read_scanner_;
+
+    // Writer state (writer thread only).
+    std::vector<Staged> staged_;  // per file touched since the last sync, in order
+    std::unique_ptr<File> active_file_;
+    std::uint64_t active_id_ = 0;
+    std::uint64_t active_first_ = 0;
+    std::uint64_t active_size_ = 0;  // including what is staged
+    std::uint64_t next_seq_ = 0;
+    std::uint64_t last_id_ = 0;
+    bool have_active_ = false;  // appends go to the active segment; false: the next append starts one
+    std::string spare_bytes_;   // staging capacity kept between syncs
+    std::atomic<std::int64_t> oldest_staged_ms_{0};
+    std::atomic<std::uint64_t> segment_bytes_on_disk_{0};  // written under mutex_
+    std::atomic<std::uint64_t> staged_bytes_{0};
+    std::atomic<std::uint64_t> staged_records_{0};
+
+    // Ledger writes (either thread), under ledger_mutex_; never held with mutex_ during I/O.
+    std::mutex ledger_mutex_;
+    std::chrono::steady_clock::time_point ledger_written_{};
+};
+
+}  // namespace hubflow::core::buffer

@@ -31,6 +31,7 @@ constexpr std::int64_t default_max_line_bytes = 102400;
 constexpr std::int64_t default_poll_interval_ms = 250;
 constexpr std::int64_t default_rotate_wait_ms = 5000;
 constexpr std::int64_t default_checkpoint_interval_ms = 1000;
+constexpr std::int64_t default_drain_wait_ms = 5000;
 constexpr std::int64_t max_max_line_bytes = 64LL * 1024 * 1024;
 constexpr std::int64_t max_interval_ms = 24LL * 3600 * 1000;
 
@@ -93,6 +94,10 @@ ComponentDescription TailSource::describe() {
               .type = FieldType::integer,
               .default_json = std::to_string(default_checkpoint_interval_ms),
               .doc = "with checkpoint: how often offsets are written while running (also at stop)"},
+             {.name = "drain_wait_ms",
+              .type = FieldType::integer,
+              .default_json = std::to_string(default_drain_wait_ms),
+              .doc = "at stop: how long to wait for emitted lines to be delivered before the last checkpoint"},
              {.name = "batch_size",
               .type = FieldType::integer,
               .default_json = std::to_string(default_batch_size),
@@ -148,6 +153,9 @@ void TailSource::configure(const ConfigView& config, Context& context) {
     retired_ = &metrics.counter("files_retired", "files read to the end after being renamed away or deleted");
     truncations_ = &metrics.counter("truncations", "files found shorter than the read offset, read again from 0");
     files_open_ = &metrics.gauge("files_open", "files being read");
+    lost_batches_ = &metrics.counter("checkpoint_freezes", "batches that ended lost and froze the checkpoint");
+    drain_wait_ = ms("drain_wait_ms", default_drain_wait_ms);
+    tracking_ = context.track_deliveries(*this);
 }
 
 void TailSource::start() {
@@ -271,6 +279,8 @@ void TailSource::open_new(const std::string& path, const FileId& id, bool first)
         checkpoints_.erase(cp);
     }
     if (!resumed && first && start_at_end_) file->offset = size;
+    file->safe_offset = file->skipping ? file->skip_from : file->offset;
+    file->safe_line = file->line;
     files_.push_back(std::move(file));
     files_open_->set(static_cast<std::int64_t>(files_.size()));
     checkpoint_dirty_ = true;
@@ -300,6 +310,9 @@ bool TailSource::drain(Tracked& f, bool final, int max_blocks) {
                 f.offset = 0;
                 f.line = 0;
                 f.skipping = false;
+                f.safe_offset = 0;
+                f.safe_line = 0;
+                ++f.generation;
                 checkpoint_dirty_ = true;
                 continue;
             }
@@ -330,7 +343,7 @@ bool TailSource::drain(Tracked& f, bool final, int max_blocks) {
             if (static_cast<std::size_t>(nl - p) > max_line_bytes_)
                 skipped(f, f.offset + static_cast<std::uint64_t>(p - buf), static_cast<std::uint64_t>(nl + 1 - p));
             else
-                consume_line(p, nl);
+                consume_line(f, p, nl, f.offset + static_cast<std::uint64_t>(nl + 1 - buf));
             ++f.line;
             p = nl + 1;
         }
@@ -342,7 +355,7 @@ bool TailSource::drain(Tracked& f, bool final, int max_blocks) {
             f.skipping = true;
             p = end;
         } else if (tail > 0 && at_end && final) {
-            consume_line(p, end);
+            consume_line(f, p, end, f.offset + static_cast<std::uint64_t>(end - buf));
             ++f.line;
             p = end;
         }
@@ -361,9 +374,15 @@ bool TailSource::drain(Tracked& f, bool final, int max_blocks) {
     return progress;
 }
 
-void TailSource::consume_line(const char* begin, const char* end) {
+void TailSource::consume_line(Tracked& f, const char* begin, const char* end, std::uint64_t next_offset) {
     if (end > begin && end[-1] == '\r') --end;  // CRLF files
     if (end == begin) return;                   // blank lines carry no event
+    if (tracking_ && !frozen_) {
+        if (marks_.empty() || !(marks_.back().id == f.id))
+            marks_.push_back({f.id, f.generation, next_offset, f.line + 1});
+        else
+            marks_.back().offset = next_offset, marks_.back().line = f.line + 1;
+    }
     if (batch_.empty()) {
         batch_ = context_->reusable_batch(batch_size_);
         filled_ = 0;
@@ -408,8 +427,74 @@ void TailSource::emit_pending() {
     if (filled_ == 0) return;
     batch_.resize(filled_);
     filled_ = 0;
+    // Recorded before emit(): the batch may end inside it.
+    if (tracking_ && !frozen_) in_flight_.push_back({++emitted_batches_, std::exchange(marks_, {})});
     context_->emit(std::move(batch_));
     batch_ = EventBatch();
+}
+
+void TailSource::batch_ended(std::uint64_t number, BatchOutcome outcome) {
+    {
+        std::lock_guard lock(ended_mutex_);
+        ended_.emplace_back(number, outcome);
+    }
+    ended_changed_.notify_all();
+}
+
+void TailSource::settle_ended() {
+    std::vector<std::pair<std::uint64_t, BatchOutcome>> reports;
+    {
+        std::lock_guard lock(ended_mutex_);
+        reports.swap(ended_);
+    }
+    if (reports.empty() || frozen_) return;
+    for (const auto& [number, outcome] : reports)
+        ended_early_.emplace(number, outcome);
+    while (!in_flight_.empty()) {
+        auto it = ended_early_.find(in_flight_.front().number);
+        if (it == ended_early_.end()) break;
+        const BatchOutcome outcome = it->second;
+        ended_early_.erase(it);
+        if (outcome == BatchOutcome::lost) {
+            lost_batches_->add();
+            context_->log().error("lines up to byte ",
+                                  in_flight_.front().marks.empty() ? 0 : in_flight_.front().marks.back().offset,
+                                  " were lost downstream (a node failed or threw): the checkpoint stays before them "
+                                  "for the rest of this run, so a restart reads them again");
+            frozen_ = true;
+            in_flight_.clear();
+            ended_early_.clear();
+            marks_.clear();
+            return;
+        }
+        for (const Mark& m : in_flight_.front().marks) {
+            auto f = std::find_if(files_.begin(), files_.end(), [&](const auto& t) { return t->id == m.id; });
+            if (f == files_.end() || (*f)->generation != m.generation) continue;
+            (*f)->safe_offset = m.offset;
+            (*f)->safe_line = m.line;
+        }
+        in_flight_.pop_front();
+        checkpoint_dirty_ = true;
+    }
+}
+
+bool TailSource::unsettled(const Tracked& file) const {
+    if (!tracking_) return false;
+    for (const Mark& m : marks_)
+        if (m.id == file.id) return true;
+    for (const auto& batch : in_flight_)
+        for (const Mark& m : batch.marks)
+            if (m.id == file.id) return true;
+    return false;
+}
+
+void TailSource::wait_in_flight(std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+        settle_ended();
+        if (!tracking_ || frozen_ || in_flight_.empty()) return;
+        std::unique_lock lock(ended_mutex_);
+        if (!ended_changed_.wait_until(lock, deadline, [&] { return !ended_.empty(); })) return;
+    }
 }
 
 void TailSource::run() {
@@ -421,6 +506,7 @@ void TailSource::run() {
                 progress |= drain(*f, !follow_, follow_ ? blocks_per_turn : std::numeric_limits<int>::max());
         // Checkpoints cover emitted lines only, so the batch goes first.
         emit_pending();
+        settle_ended();
         if (!follow_ || context_->stopping()) break;
         const auto now = context_->clock().monotonic();
         if (checkpoint_ && checkpoint_dirty_ && now >= next_checkpoint_) {
@@ -437,6 +523,15 @@ void TailSource::run() {
         if (!context_->wait_for(poll_interval_)) break;
     }
     emit_pending();
+    // Without follow the run is a batch job: it ends when everything read has ended downstream, unless the
+    // host stops it first. A stop waits a bounded time, so a stuck sink cannot hold the host's shutdown.
+    if (!follow_ && !context_->stopping())
+        while (!context_->stopping() && tracking_ && !frozen_ && !in_flight_.empty())
+            wait_in_flight(std::chrono::steady_clock::now() + poll_interval_);
+    wait_in_flight(std::chrono::steady_clock::now() + drain_wait_);
+    if (!in_flight_.empty() && !frozen_)
+        context_->log().warn(in_flight_.size(), " batches had not ended downstream after drain_wait_ms ",
+                             drain_wait_.count(), ": the checkpoint stays before them");
     if (checkpoint_) save_checkpoints();
     if (unlogged_skips_)
         context_->log().warn(unlogged_skips_, " more lines longer than max_line_bytes ", max_line_bytes_,
@@ -486,12 +581,20 @@ void TailSource::load_checkpoints() {
 void TailSource::save_checkpoints() {
     std::string text = checkpoint_header;
     text += '\n';
+    if (frozen_) return;  // the file on disk keeps the last position known to be safe
     for (const auto& f : files_) {
+        // A file none of whose lines is still in flight is safe where it is read to (skipped and blank lines
+        // included); otherwise up to its acknowledged progress.
+        const bool settled = !unsettled(*f);
+        const std::uint64_t offset = settled ? f->offset : f->safe_offset;
+        const std::uint64_t line = settled ? f->line : f->safe_line;
+        const bool skipping = settled && f->skipping;
+        const std::uint64_t skip_from = skipping ? f->skip_from : 0;
         std::uint32_t bytes = 0;
         std::uint64_t value = 0;
-        if (f->fd < 0 || !fingerprint(f->fd, f->offset, bytes, value)) continue;
-        text += std::to_string(f->id.dev) + ' ' + std::to_string(f->id.ino) + ' ' + std::to_string(f->offset) + ' ' +
-                std::to_string(f->line) + ' ' + (f->skipping ? '1' : '0') + ' ' + std::to_string(f->skip_from) + ' ' +
+        if (f->fd < 0 || !fingerprint(f->fd, offset, bytes, value)) continue;
+        text += std::to_string(f->id.dev) + ' ' + std::to_string(f->id.ino) + ' ' + std::to_string(offset) + ' ' +
+                std::to_string(line) + ' ' + (skipping ? '1' : '0') + ' ' + std::to_string(skip_from) + ' ' +
                 std::to_string(bytes) + ' ' + std::to_string(value) + ' ' + f->path + '\n';
     }
     // Written aside, synced, then renamed over the old one: a crash leaves either the old or the new file.

@@ -16,16 +16,22 @@
 // state allocates nothing per line. Only a file's offset survives between reads: an incomplete last line is
 // read again next time rather than copied aside, which costs a few hundred bytes per block.
 //
-// Delivery: the offset of a file is past the last line handed downstream. Checkpoints are written only when
-// no batch is pending, so a checkpoint never covers a line that was not emitted; a restart resumes exactly
-// there. Lines emitted but still queued when the process is killed (not stopped) are lost: there are no
-// end-to-end acknowledgements yet.
+// Delivery: the source tracks how each batch it emits ends (SDK 1.2 acknowledgements) and checkpoints a file
+// only up to the last line of the last batch that is finished downstream with every batch before it, so a
+// restart after kill -9 reads again exactly what was not delivered (at-least-once: lines delivered but not yet
+// checkpointed come twice, at most what was in flight plus one checkpoint interval). A batch that ends lost (a
+// node failed or threw) freezes the checkpoint for the rest of the run. When the source stops it waits up to
+// `drain_wait_ms` for what it emitted to end before it writes its last checkpoint. Under a host that cannot
+// track deliveries the checkpoint covers what was emitted, as before SDK 1.2.
 
 #include <sys/types.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -36,7 +42,7 @@
 
 namespace hubflow::file {
 
-class TailSource final : public Source {
+class TailSource final : public Source, private DeliveryListener {
 public:
     TailSource() = default;
     ~TailSource() override;
@@ -77,6 +83,23 @@ private:
         std::uint64_t skip_from = 0;  // where that line began
         bool gone = false;            // no path the pattern matches names it any more (renamed away, deleted)
         std::chrono::steady_clock::time_point last_activity{};
+        // Acknowledged progress: the position after the last line whose batch, and every batch before it, is
+        // finished downstream. `generation` counts truncations, so a late report about the old content is
+        // ignored.
+        std::uint64_t safe_offset = 0;
+        std::uint64_t safe_line = 0;
+        std::uint64_t generation = 0;
+    };
+    // Where a file stands after the last of its lines in one batch.
+    struct Mark {
+        FileId id;
+        std::uint64_t generation;
+        std::uint64_t offset;
+        std::uint64_t line;
+    };
+    struct InFlight {
+        std::uint64_t number;
+        std::vector<Mark> marks;
     };
     struct Checkpoint {
         std::uint64_t offset = 0;
@@ -106,9 +129,16 @@ private:
     // Reads from `offset` up to `max_blocks` blocks or the end; `final` also takes a last line without '\n'.
     // Returns whether anything was consumed.
     bool drain(Tracked& file, bool final, int max_blocks);
-    void consume_line(const char* begin, const char* end);
+    void consume_line(Tracked& file, const char* begin, const char* end, std::uint64_t next_offset);
     void skipped(const Tracked& file, std::uint64_t line_start, std::uint64_t bytes);
     void emit_pending();
+    // DeliveryListener: any thread; only queues the report for the source's own thread.
+    void batch_ended(std::uint64_t number, BatchOutcome outcome) override;
+    // On the source's thread: applies the reports that arrived, in batch order.
+    void settle_ended();
+    // Waits until every emitted batch has ended (or one was lost), or `deadline`.
+    void wait_in_flight(std::chrono::steady_clock::time_point deadline);
+    bool unsettled(const Tracked& file) const;
 
     void load_checkpoints();
     void save_checkpoints();
@@ -126,6 +156,7 @@ private:
     std::chrono::milliseconds poll_interval_{250};
     std::chrono::milliseconds rotate_wait_{5000};
     std::chrono::milliseconds checkpoint_interval_{1000};
+    std::chrono::milliseconds drain_wait_{5000};
 
     Context* context_ = nullptr;
     Counter* bytes_read_ = nullptr;
@@ -142,6 +173,18 @@ private:
     bool checkpoint_dirty_ = false;
     std::chrono::steady_clock::time_point next_checkpoint_{};
     std::chrono::steady_clock::time_point next_scan_{};
+
+    // Acknowledgements. Everything but the `ended_` hand-over is the source thread's own.
+    bool tracking_ = false;
+    bool frozen_ = false;  // a batch ended lost: no checkpoint moves for the rest of the run
+    std::uint64_t emitted_batches_ = 0;
+    std::vector<Mark> marks_;         // of the batch being filled
+    std::deque<InFlight> in_flight_;  // emitted, oldest first, until it and all before it have ended
+    std::unordered_map<std::uint64_t, BatchOutcome> ended_early_;  // ended while an older batch is in flight
+    std::mutex ended_mutex_;
+    std::condition_variable ended_changed_;
+    std::vector<std::pair<std::uint64_t, BatchOutcome>> ended_;  // reports not yet applied
+    Counter* lost_batches_ = nullptr;
 
     std::unique_ptr<char[]> buffer_;
     std::size_t buffer_size_ = 0;

@@ -423,3 +423,69 @@ TEST_F(Tail, ConfigErrorsNameTheKey) {
 }
 
 }  // namespace
+
+// With acknowledgements the checkpoint passes only lines whose batch, and every batch before it, has ended
+// finished downstream: a restart reads again exactly from the first batch that had not.
+TEST_F(Tail, CheckpointCoversOnlyWhatEndedFinishedInOrder) {
+    const fs::path file = dir / "acked.jsonl";
+    const fs::path state = dir / "state";
+    std::string text;
+    for (int i = 0; i < 100; ++i)
+        text += line_of(i) + "\n";
+    append(file, text);
+    const std::string json = "{" + path_json(file) +
+                             R"(, "checkpoint": true, "checkpoint_interval_ms": 1, "poll_interval_ms": 5,
+                                  "batch_size": 10, "drain_wait_ms": 20})";
+    {
+        TailContext context("t", state);
+        context.tracks_deliveries = true;
+        Follower follower(context, config(json));
+        ASSERT_TRUE(eventually([&] { return context.emitted_batches == 10; }));
+        for (std::uint64_t n : {1, 2, 3, 5, 6})  // 4 has not ended: 5 and 6 must not count yet
+            context.end_batch(n);
+        follower.stop();
+        EXPECT_TRUE(context.logger.contains("7 batches had not ended downstream"));
+    }
+    TailContext again("t", state);
+    TailSource source;
+    read_all(source, again, "{" + path_json(file) + R"(, "checkpoint": true, "follow": false})");
+    ASSERT_EQ(again.events, 70u);
+    EXPECT_EQ(again.payloads().front(), line_of(30));
+}
+
+TEST_F(Tail, ABatchLostDownstreamFreezesTheCheckpointBeforeIt) {
+    const fs::path file = dir / "lost.jsonl";
+    const fs::path state = dir / "state";
+    std::string text;
+    for (int i = 0; i < 50; ++i)
+        text += line_of(i) + "\n";
+    append(file, text);
+    const std::string json = "{" + path_json(file) +
+                             R"(, "checkpoint": true, "checkpoint_interval_ms": 1, "poll_interval_ms": 5,
+                                  "batch_size": 10, "drain_wait_ms": 20})";
+    {
+        TailContext context("t", state);
+        context.tracks_deliveries = true;
+        Follower follower(context, config(json));
+        ASSERT_TRUE(eventually([&] { return context.emitted_batches == 5; }));
+        context.end_batch(1);
+        // The checkpoint moves past the first batch before the second one is lost.
+        const std::string past_first = " " + std::to_string(text.find(line_of(10))) + " 10 ";
+        ASSERT_TRUE(eventually([&] {
+            std::ifstream in(state / "tail-offsets");
+            std::stringstream all;
+            all << in.rdbuf();
+            return all.str().find(past_first) != std::string::npos;
+        }));
+        context.end_batch(2, hubflow::BatchOutcome::lost);
+        for (std::uint64_t n : {3, 4, 5})
+            context.end_batch(n);
+        ASSERT_TRUE(eventually([&] { return context.logger.contains("were lost downstream"); }));
+        follower.stop();
+    }
+    TailContext again("t", state);
+    TailSource source;
+    read_all(source, again, "{" + path_json(file) + R"(, "checkpoint": true, "follow": false})");
+    ASSERT_EQ(again.events, 40u);
+    EXPECT_EQ(again.payloads().front(), line_of(10));
+}

@@ -131,8 +131,10 @@ public:
         for (const auto& e : *batch)
             emitted[std::string(output)].push_back(e);
     }
-    // Tracking as the host does it, except that batches end only when the test says so with end_batch().
+    // With `tracks_deliveries` set before configure(): tracking as the host does it, except that batches end
+    // only when the test says so with end_batch(). Off by default, like a host that cannot track.
     bool track_deliveries(DeliveryListener& l) override {
+        if (!tracks_deliveries) return false;
         listener = &l;
         return true;
     }
@@ -156,7 +158,8 @@ public:
     std::map<std::string, std::vector<Event>> emitted;  // by output ("" = default)
     std::vector<std::string> failures;
     std::atomic<bool> stop_requested{false};  // settable from another thread
-    std::uint64_t emitted_batches = 0;        // non-empty batches, the numbers track_deliveries() counts
+    bool tracks_deliveries = false;
+    std::atomic<std::uint64_t> emitted_batches{0};  // non-empty batches, the numbers track_deliveries() counts
     DeliveryListener* listener = nullptr;
 
 private:

@@ -157,12 +157,17 @@ test("a client that sends nothing after the handshake is closed after the client
   await stillFlowing();
 });
 
-test("a MessagePack handshake gets the reference error", async () => {
-  const s = await rawSocket();
-  s.socket.write(frame(1, '{"protocol":"messagepack","version":1}\x1e'));
-  await waitFor(() => s.closed, 5000, "the close");
-  const frames = serverFrames(s.received);
-  assert.equal(frames[0].text, '{"error":"The protocol \'messagepack\' is not supported."}\x1e');
+test("an unknown protocol or version in the handshake gets the reference error", async () => {
+  for (const [request, error] of [
+    ['{"protocol":"blazorpack","version":1}', "The protocol 'blazorpack' is not supported."],
+    ['{"protocol":"messagepack","version":3}', "The server does not support version 3 of the 'messagepack' protocol."],
+  ]) {
+    const s = await rawSocket();
+    s.socket.write(frame(1, request + "\x1e"));
+    await waitFor(() => s.closed, 5000, "the close");
+    const frames = serverFrames(s.received);
+    assert.equal(frames[0].text, JSON.stringify({ error }) + "\x1e");
+  }
   await stillFlowing();
 });
 

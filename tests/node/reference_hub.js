@@ -1,5 +1,5 @@
 // Helpers for the `signalr` source suites: hubflow processes (signalr -> file) and a SignalR reference hub
-// written with `ws` and the official package's own JsonHubProtocol writer.
+// written with `ws` and the official packages' own JsonHubProtocol and MessagePackHubProtocol writers.
 "use strict";
 const assert = require("node:assert/strict");
 const { spawn } = require("node:child_process");
@@ -9,8 +9,10 @@ const net = require("node:net");
 const path = require("node:path");
 const WebSocket = require("ws");
 const signalR = require("@microsoft/signalr");
+const { MessagePackHubProtocol } = require("@microsoft/signalr-protocol-msgpack");
 
 const protocol = new signalR.JsonHubProtocol();
+const msgpackProtocol = new MessagePackHubProtocol();
 const RS = "\x1e";
 
 async function freePort() {
@@ -66,8 +68,10 @@ function lines(file) {
 // A SignalR hub on `ws`. Each connection runs the next scenario of the list (the last one repeats) once the
 // client's handshake request has arrived: scenario(ws, socket, req, connection). `accept(req)` may answer an
 // HTTP status instead of upgrading. Every message a client sends after its handshake is parsed into records
-// and kept in connection.received; connection.closeCode is set when the WebSocket closes.
-function referenceHub({ scenarios, accept = () => 101, port = 0 }) {
+// and kept in connection.received; connection.closeCode is set when the WebSocket closes. With
+// `hubProtocol: "messagepack"` the client must ask for MessagePack, and what it sends after the handshake is
+// read with the official MessagePackHubProtocol.
+function referenceHub({ scenarios, accept = () => 101, port = 0, hubProtocol = "json" }) {
   const hub = { upgrades: [], connections: [], scenarios };
   const server = http.createServer();
   const wss = new WebSocket.Server({ noServer: true, perMessageDeflate: false });
@@ -86,8 +90,13 @@ function referenceHub({ scenarios, accept = () => 101, port = 0 }) {
       ws.on("close", (code) => (connection.closeCode = code));
       ws.once("message", (data) => {
         const text = data.toString();
-        assert.ok(text.startsWith('{"protocol":"json","version":1}'), text);
+        assert.ok(text.startsWith(`{"protocol":"${hubProtocol}","version":1}`), text);
         ws.on("message", (more) => {
+          if (hubProtocol === "messagepack") {
+            const bytes = more.buffer.slice(more.byteOffset, more.byteOffset + more.byteLength);
+            connection.received.push(...msgpackProtocol.parseMessages(bytes, null));
+            return;
+          }
           for (const record of more.toString().split(RS).filter((r) => r.length > 0))
             connection.received.push(JSON.parse(record));
         });
@@ -107,5 +116,5 @@ const event = (id, extra = {}) => invocation(JSON.stringify({ id, user_id: `u-${
 const ping = () => protocol.writeMessage({ type: signalR.MessageType.Ping });
 const closeMessage = (extra = {}) => JSON.stringify({ type: 7, ...extra }) + RS;
 
-module.exports = { RS, protocol, freePort, hubflowRunner, stop, lines, referenceHub, invocation, event, ping,
-                   closeMessage };
+module.exports = { RS, protocol, msgpackProtocol, freePort, hubflowRunner, stop, lines, referenceHub, invocation,
+                   event, ping, closeMessage };

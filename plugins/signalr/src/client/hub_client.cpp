@@ -32,6 +32,7 @@
 #include "hubflow/backoff.h"
 #include "hubflow/json.h"
 #include "protocol/hub_protocol.h"
+#include "protocol/msgpack_protocol.h"
 #include "protocol/websocket.h"
 
 namespace hubflow::signalr {
@@ -68,6 +69,7 @@ struct HubClient::Connection {
     std::string token;          // presented by this attempt
     std::uint64_t attempt = 0;  // numbers the attempts, so a late answer from the worker can be told stale
     std::optional<FrameDecoder> decoder;
+    std::optional<messagepack::MessageReader> messagepack_reader;  // with protocol messagepack, once upgraded
     Backoff backoff;
     std::uint32_t consecutive_failures = 0;
     bool config_error = false;  // the last refusal was a 403/404: wait the long delay
@@ -172,8 +174,13 @@ private:
                 dropped(c, "no message from the hub for " + seconds_text(s_.server_timeout) + " (server timeout)");
             } else if (now - c.last_ping >= s_.ping_interval) {
                 std::string record;
-                append_ping(record);
-                send_frame(c, Opcode::text, record);
+                if (messagepack()) {
+                    messagepack::append_ping(record);
+                    send_frame(c, Opcode::binary, record);
+                } else {
+                    append_ping(record);
+                    send_frame(c, Opcode::text, record);
+                }
                 c.last_ping = now;
             }
         }
@@ -465,7 +472,9 @@ private:
             c.response.clear();
             c.phase = Phase::handshaking;
             c.decoder.emplace(Endpoint::client, s_.max_message_bytes);
-            send_frame(c, Opcode::text, handshake_request());
+            if (messagepack()) c.messagepack_reader.emplace(s_.max_message_bytes);
+            // The handshake is JSON text whatever the protocol.
+            send_frame(c, Opcode::text, handshake_request(s_.protocol));
             if (!rest.empty() && c.phase == Phase::handshaking) on_ws_bytes(c, rest);
             return;
         }
@@ -516,10 +525,16 @@ private:
                 return lost(c, "the hub closed the WebSocket (code " + std::to_string(e.close_code) +
                                    (e.payload.empty() ? "" : ", " + std::string(e.payload)) + ")");
             case WsEvent::binary:
+                if (messagepack()) return on_messagepack_frame(c, e.payload);
                 protocol_errors_->add();
                 return lost(c, "the hub sent a binary frame, which the JSON hub protocol never uses");
             case WsEvent::text:
-                break;
+                if (!messagepack()) break;
+                // A refusal of the handshake comes as text (the reference server answers it before it
+                // switches to binary); after the handshake, text has no place in this protocol.
+                if (c.phase == Phase::handshaking) return on_messagepack_frame(c, e.payload);
+                protocol_errors_->add();
+                return lost(c, "the hub sent a text frame, which the MessagePack hub protocol never uses");
         }
         RecordSplitter records(e.payload);
         std::string_view record;
@@ -538,11 +553,49 @@ private:
         }
     }
 
+    bool messagepack() const { return s_.protocol == HubProtocol::messagepack; }
+
+    // A WebSocket message of a MessagePack connection: the handshake answer ({} and 0x1E, which may be
+    // followed by messages), then size-prefixed MessagePack messages, which may run on from one WebSocket
+    // message into the next.
+    void on_messagepack_frame(HubClient::Connection& c, std::string_view bytes) {
+        if (c.phase == Phase::handshaking) {
+            const auto end = bytes.find(record_separator);
+            if (end == std::string_view::npos) {
+                protocol_errors_->add();
+                return lost(c, "bad message from the hub: Message is incomplete.");
+            }
+            HandshakeResult hs = parse_handshake_response(bytes.substr(0, end));
+            if (!hs.ok) return failed(c, "the hub refused the SignalR handshake: " + hs.error);
+            opened(c);
+            bytes.remove_prefix(end + 1);
+        }
+        auto& reader = *c.messagepack_reader;
+        reader.feed(bytes);
+        std::string_view body;
+        while (c.phase == Phase::open && reader.next(body)) {
+            if (!messagepack::parse_message(body, message_, parse_error_)) {
+                protocol_errors_->add();
+                return dropped(c, "invalid message from the hub: " + parse_error_);
+            }
+            on_message(c);
+        }
+        if (c.phase == Phase::open && !reader.error().empty()) {
+            protocol_errors_->add();
+            dropped(c, "invalid message from the hub: " + reader.error());
+        }
+    }
+
     void on_record(HubClient::Connection& c, std::string_view record) {
         if (!parse_message(record, message_, parse_error_)) {
             protocol_errors_->add();
             return dropped(c, "invalid message from the hub: " + parse_error_);
         }
+        on_message(c);
+    }
+
+    // message_, parsed from either protocol.
+    void on_message(HubClient::Connection& c) {
         switch (message_.type) {
             case message_type::invocation:
                 if (Poco::icompare(message_.target, s_.method) == 0) stage(c);
@@ -650,6 +703,7 @@ private:
         }
         c.watching_writes = false;
         c.decoder.reset();
+        c.messagepack_reader.reset();
         c.out.clear();
         c.phase = Phase::waiting;
     }
@@ -733,8 +787,13 @@ private:
     void say_goodbye(HubClient::Connection& c) {
         if (c.phase == Phase::open) {
             std::string record;
-            append_close(record, "", false);
-            send_frame(c, Opcode::text, record);
+            if (messagepack()) {
+                messagepack::append_close(record, "", false);
+                send_frame(c, Opcode::binary, record);
+            } else {
+                append_close(record, "", false);
+                send_frame(c, Opcode::text, record);
+            }
             send_frame(c, Opcode::close, close_payload(close_code::normal, ""));
             const auto until = steady::now() + std::chrono::milliseconds(500);
             while (!c.out.empty() && c.phase == Phase::open && steady::now() < until) {

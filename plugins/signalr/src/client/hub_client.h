@@ -16,12 +16,14 @@
 #include "client/hub_endpoint.h"
 #include "client/token_provider.h"
 #include "hubflow/context.h"
+#include "protocol/hub_protocol.h"
 
 namespace hubflow::signalr {
 
 struct HubClientSettings {
     std::vector<HubEndpoint> endpoints;
     std::string method = "ReceiveMessage";
+    HubProtocol protocol = HubProtocol::json;
     std::string kind;  // overrides the kind taken from each URL's path
     bool token_in_query = false;
     std::chrono::milliseconds reconnect_initial{1'000};

@@ -24,6 +24,10 @@ ComponentDescription SignalrSource::describe() {
           .type = F::string,
           .default_json = R"("ReceiveMessage")",
           .doc = "client method the hub invokes with each event (compared case-insensitively)"},
+         {.name = "protocol",
+          .type = F::string,
+          .default_json = R"("json")",
+          .doc = "hub protocol asked for in the handshake: json or messagepack (binary frames)"},
          {.name = "kind",
           .type = F::string,
           .default_json = R"("")",
@@ -144,6 +148,8 @@ void SignalrSource::configure(const ConfigView& config, Context& context) {
     }
     settings_.method = config.string("method");
     if (settings_.method.empty()) throw config.error("method", "must not be empty");
+    settings_.protocol = config.one_of("protocol", {"json", "messagepack"}) == "messagepack" ? HubProtocol::messagepack
+                                                                                             : HubProtocol::json;
     settings_.kind = config.string("kind");
     settings_.token_in_query = config.one_of("token_in", {"header", "query"}) == "query";
     settings_.ping_interval = seconds_of(config, "ping_interval_s");

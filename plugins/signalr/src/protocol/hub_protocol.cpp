@@ -352,17 +352,26 @@ HandshakeResult check_handshake(std::string_view record_without_separator) {
         return result;
     }
     const auto& name = protocol.extract<std::string>();
-    if (!ascii_iequals(name, "json")) {
+    if (ascii_iequals(name, "json")) {
+        result.protocol = HubProtocol::json;
+    } else if (ascii_iequals(name, "messagepack")) {
+        result.protocol = HubProtocol::messagepack;
+    } else {
         result.error = "The protocol '" + name + "' is not supported.";
         return result;
     }
     const Poco::Int64 v = version.extract<Poco::Int64>();
     if (v != 1 && v != 2) {
-        result.error = "The server does not support version " + std::to_string(v) + " of the 'json' protocol.";
+        result.error = "The server does not support version " + std::to_string(v) + " of the '" +
+                       std::string(protocol_name(result.protocol)) + "' protocol.";
         return result;
     }
     result.ok = true;
     return result;
+}
+
+std::string_view protocol_name(HubProtocol protocol) {
+    return protocol == HubProtocol::messagepack ? "messagepack" : "json";
 }
 
 std::string handshake_response(std::string_view error) {
@@ -374,8 +383,12 @@ std::string handshake_response(std::string_view error) {
     return out;
 }
 
-std::string handshake_request() {
-    return std::string(R"({"protocol":"json","version":1})") + record_separator;
+std::string handshake_request(HubProtocol protocol) {
+    std::string request = R"({"protocol":")";
+    request += protocol_name(protocol);
+    request += R"(","version":1})";
+    request += record_separator;
+    return request;
 }
 
 HandshakeResult parse_handshake_response(std::string_view record) {

@@ -4,6 +4,7 @@
 // client side.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,22 +27,32 @@ constexpr int close = 7;
 
 // ---- Handshake --------------------------------------------------------------------------------------------
 
+// The two hub protocols of ASP.NET Core SignalR. JSON: text WebSocket messages of records ending in 0x1E.
+// MessagePack: binary WebSocket messages of size-prefixed MessagePack arrays (protocol/msgpack_protocol.h).
+// The handshake is JSON text in both.
+enum class HubProtocol : std::uint8_t { json, messagepack };
+
+// "json" or "messagepack", as the handshake names them.
+std::string_view protocol_name(HubProtocol protocol);
+
 struct HandshakeResult {
     bool ok = false;
     std::string error;  // when !ok: for the server, the text to send back; for the client, why it failed
+    HubProtocol protocol = HubProtocol::json;  // server side, when ok: the protocol the client asked for
 };
 
-// Server side: checks the client's handshake request. Accepts {"protocol":"json","version":1}, and version 2
-// (the JSON protocol's version 2 differs only by stateful reconnect, which needs negotiation, so it is
-// served as version 1); fields in any order, unknown fields ignored, protocol name case-insensitive as the
-// reference server does. A trailing record separator, if present, is ignored.
+// Server side: checks the client's handshake request. Accepts {"protocol":"json","version":1} and
+// {"protocol":"messagepack","version":1}, and version 2 of each (version 2 differs only by stateful
+// reconnect, which needs negotiation, so it is served as version 1); fields in any order, unknown fields
+// ignored, protocol name case-insensitive as the reference server does. A trailing record separator, if
+// present, is ignored.
 HandshakeResult check_handshake(std::string_view record_without_separator);
 
 // Server side: "{}\x1e" when `error` is empty, else {"error":"..."}\x1e.
 std::string handshake_response(std::string_view error = {});
 
-// Client side: {"protocol":"json","version":1}\x1e.
-std::string handshake_request();
+// Client side: {"protocol":"json","version":1}\x1e, or "messagepack".
+std::string handshake_request(HubProtocol protocol = HubProtocol::json);
 
 // Client side: reads the server's answer. {} is success, {"error":"..."} is a refusal (ok false, error the
 // server's text); a message with a "type" means the server skipped the handshake. A trailing record

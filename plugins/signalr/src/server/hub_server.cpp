@@ -32,6 +32,7 @@
 #include <unordered_map>
 
 #include "protocol/hub_protocol.h"
+#include "protocol/msgpack_protocol.h"
 #include "protocol/websocket.h"
 
 namespace hubflow::signalr {
@@ -47,11 +48,14 @@ constexpr std::chrono::seconds close_linger{2};
 constexpr std::chrono::seconds broadcast_hold{1};
 constexpr std::chrono::seconds slow_client_linger{10};
 
-// Subscriptions are keyed "e|site|" (whole site) or "e|site|user"; 'e' or 'i' for the hub.
-std::string subscription_key(Hub hub, std::string_view site, std::string_view user) {
+// Subscriptions are keyed "e|site|" (whole site) or "e|site|user"; 'e' or 'i' for the hub, 'E' or 'I' for
+// MessagePack connections, which are sent frames of their own.
+std::string subscription_key(Hub hub, std::string_view site, std::string_view user,
+                             HubProtocol protocol = HubProtocol::json) {
     std::string key;
     key.reserve(site.size() + user.size() + 3);
-    key += hub == Hub::entries ? 'e' : 'i';
+    const bool json = protocol == HubProtocol::json;
+    key += hub == Hub::entries ? (json ? 'e' : 'E') : (json ? 'i' : 'I');
     key += '|';
     key += site;
     key += '|';
@@ -65,13 +69,24 @@ Frame text_frame(std::string_view payload) {
     return frame;
 }
 
-const Frame& ping_frame() {
-    static const Frame frame = [] {
+Frame binary_frame(std::string_view payload) {
+    auto frame = std::make_shared<std::string>();
+    append_frame(*frame, Opcode::binary, payload);
+    return frame;
+}
+
+const Frame& ping_frame(HubProtocol protocol) {
+    static const Frame json = [] {
         std::string record;
         append_ping(record);
         return text_frame(record);
     }();
-    return frame;
+    static const Frame messagepack = [] {
+        std::string message;
+        messagepack::append_ping(message);
+        return binary_frame(message);
+    }();
+    return protocol == HubProtocol::messagepack ? messagepack : json;
 }
 
 std::string http_response(int status, const char* reason, std::string_view body, std::string_view extra = {}) {
@@ -125,8 +140,11 @@ struct Connection {
     steady::time_point deadline;  // handshake deadline, or when a closing connection is dropped
     steady::time_point last_received;
     steady::time_point last_ping_sent;
-    std::string key;    // subscription key once connected
-    bool dead = false;  // closed; freed after the current batch of epoll events
+    std::string key;                           // subscription key once connected
+    bool dead = false;                         // closed; freed after the current batch of epoll events
+    HubProtocol protocol = HubProtocol::json;  // as the handshake chose
+    std::optional<messagepack::MessageReader> messagepack_reader;
+    bool counted_messagepack = false;  // in the server's count of MessagePack subscribers
 };
 
 class HubServer::Loop {
@@ -219,6 +237,11 @@ public:
             return;
         }
         subscribers_[c.key].push_back(&c);
+        if (c.protocol == HubProtocol::messagepack) {
+            // broadcast() serialises MessagePack frames only while someone can receive them.
+            c.counted_messagepack = true;
+            server_.messagepack_subscribers_.fetch_add(1, std::memory_order_relaxed);
+        }
     }
 
     // On this loop's thread: queue each frame on the connections subscribed to its key(s).
@@ -611,15 +634,30 @@ private:
                 close_ws(c, 1000, "");
                 return;
             case WsEvent::Kind::binary:
+                if (c.state == Connection::State::connected && c.protocol == HubProtocol::messagepack) {
+                    on_messagepack_bytes(c, e.payload);
+                    return;
+                }
                 server_.metrics_.protocol_errors->add();
                 close_with(c, "Connection closed with an error.", true, 1003,
                            "binary frames are not JSON hub protocol");
                 return;
             case WsEvent::Kind::text:
+                if (c.state == Connection::State::connected && c.protocol == HubProtocol::messagepack) {
+                    server_.metrics_.protocol_errors->add();
+                    close_with(c, "Connection closed with an error.", true, 1003,
+                               "text frames are not MessagePack hub protocol");
+                    return;
+                }
                 break;
         }
         std::string_view message = e.payload;
         while (!message.empty() && !c.dead && c.state != Connection::State::closing) {
+            if (c.protocol == HubProtocol::messagepack) {
+                // What follows the handshake in its own WebSocket message is already MessagePack.
+                on_messagepack_bytes(c, message);
+                return;
+            }
             auto sep = message.find(record_separator);
             if (sep == std::string_view::npos) {
                 server_.metrics_.protocol_errors->add();
@@ -638,11 +676,21 @@ private:
         if (c.state == Connection::State::signalr_handshake) {
             HandshakeResult hs = check_handshake(record);
             std::string reply = handshake_response(hs.ok ? std::string_view{} : std::string_view(hs.error));
-            enqueue(c, text_frame(reply));
             if (!hs.ok) {
                 // The reference server answers the error and closes without a Close message.
+                enqueue(c, text_frame(reply));
                 close_ws(c, 1000, "");
                 return;
+            }
+            c.protocol = hs.protocol;
+            if (c.protocol == HubProtocol::messagepack) {
+                // ASP.NET Core switches the connection to binary frames before it answers, so a MessagePack
+                // client gets even the handshake answer in a binary frame; the official clients read either.
+                c.key[0] = c.key[0] == 'e' ? 'E' : 'I';
+                c.messagepack_reader.emplace(server_.settings_.max_message_bytes);
+                enqueue(c, binary_frame(reply));
+            } else {
+                enqueue(c, text_frame(reply));
             }
             c.state = Connection::State::connected;
             c.last_received = steady::now();
@@ -658,13 +706,44 @@ private:
             close_with(c, "Connection closed with an error.", true, 1000, "");
             return;
         }
+        on_message(c, message);
+    }
+
+    // Binary WebSocket messages of a MessagePack connection: size-prefixed messages, which may run on from
+    // one WebSocket message into the next (ASP.NET Core reads the protocol as a byte stream).
+    void on_messagepack_bytes(Connection& c, std::string_view bytes) {
+        auto& reader = *c.messagepack_reader;
+        reader.feed(bytes);
+        std::string_view body;
+        HubMessage message;
+        std::string error;
+        while (!c.dead && c.state == Connection::State::connected && reader.next(body)) {
+            if (!messagepack::parse_message(body, message, error)) {
+                server_.metrics_.protocol_errors->add();
+                close_with(c, "Connection closed with an error.", true, 1000, "");
+                return;
+            }
+            on_message(c, message);
+        }
+        if (!reader.error().empty() && !c.dead && c.state == Connection::State::connected) {
+            server_.metrics_.protocol_errors->add();
+            close_with(c, "Connection closed with an error.", true, 1009, "");
+        }
+    }
+
+    void on_message(Connection& c, const HubMessage& message) {
         switch (message.type) {
             case 1:  // Invocation: this hub has no server methods
             case 4:  // StreamInvocation
                 if (message.has_invocation_id) {
                     std::string reply;
-                    append_completion_error(reply, message.invocation_id, "Method does not exist.");
-                    enqueue(c, text_frame(reply));
+                    if (c.protocol == HubProtocol::messagepack) {
+                        messagepack::append_completion_error(reply, message.invocation_id, "Method does not exist.");
+                        enqueue(c, binary_frame(reply));
+                    } else {
+                        append_completion_error(reply, message.invocation_id, "Method does not exist.");
+                        enqueue(c, text_frame(reply));
+                    }
                     flush(c);
                 }
                 return;
@@ -790,8 +869,13 @@ private:
             c.output_bytes = head.frame->size() - c.output_offset;
         }
         std::string record;
-        append_close(record, error, allow_reconnect);
-        enqueue(c, text_frame(record));
+        if (c.protocol == HubProtocol::messagepack) {
+            messagepack::append_close(record, error, allow_reconnect);
+            enqueue(c, binary_frame(record));
+        } else {
+            append_close(record, error, allow_reconnect);
+            enqueue(c, text_frame(record));
+        }
         close_ws(c, code, reason);
     }
 
@@ -807,6 +891,10 @@ private:
 
     void unsubscribe(Connection& c) {
         if (c.state != Connection::State::connected) return;
+        if (c.counted_messagepack) {
+            c.counted_messagepack = false;
+            server_.messagepack_subscribers_.fetch_sub(1, std::memory_order_relaxed);
+        }
         auto it = subscribers_.find(c.key);
         if (it == subscribers_.end()) return;
         auto& v = it->second;
@@ -862,7 +950,7 @@ private:
                         close_with(c, "Server timeout elapsed without receiving a message from the client.", true, 1000,
                                    "");
                     } else if (now - c.last_ping_sent >= s.ping_interval) {
-                        enqueue(c, ping_frame());
+                        enqueue(c, ping_frame(c.protocol));
                         c.last_ping_sent = now;
                         flush(c);
                     }
@@ -968,6 +1056,10 @@ void HubServer::broadcast(const EventBatch& batch) {
     Broadcast items;
     std::size_t bytes = 0;
     std::string record;
+    // Each event is serialised once per protocol in use; with no MessagePack subscriber, the JSON frames are
+    // all the work there is.
+    const bool messagepack_wanted = messagepack_subscribers_.load(std::memory_order_relaxed) > 0;
+    std::string messagepack_record;
     for (const Event& e : batch) {
         Hub hub;
         if (e.meta.kind == "entry")
@@ -983,6 +1075,16 @@ void HubServer::broadcast(const EventBatch& batch) {
         bytes += frame->size();
         items.emplace_back(subscription_key(hub, e.meta.site_id, ""), frame);
         if (!e.meta.user_id.empty()) items.emplace_back(subscription_key(hub, e.meta.site_id, e.meta.user_id), frame);
+        if (messagepack_wanted) {
+            messagepack_record.clear();
+            messagepack::append_invocation(messagepack_record, settings_.method, e.payload);
+            Frame binary = binary_frame(messagepack_record);
+            bytes += binary->size();
+            const auto mp = HubProtocol::messagepack;
+            items.emplace_back(subscription_key(hub, e.meta.site_id, "", mp), binary);
+            if (!e.meta.user_id.empty())
+                items.emplace_back(subscription_key(hub, e.meta.site_id, e.meta.user_id, mp), binary);
+        }
         // A large batch goes out in window-sized parts, so that no connection ever has more than a window
         // of one broadcast queued at once.
         if (bytes >= broadcast_window_) {

@@ -1,12 +1,12 @@
 #pragma once
-// The KS-compatible SignalR hub server: WebSockets with negotiation skipped, JSON hub protocol, events pushed
-// to every connection whose hub, site and user match.
+// The KS-compatible SignalR hub server: WebSockets with negotiation skipped, JSON or MessagePack hub protocol,
+// events pushed to every connection whose hub, site and user match.
 //
 // Threading: epoll loops, each on a thread of its own, own their connections outright (no locks on a
 // connection). The front loop accepts, reads the upgrade request, verifies the token and runs the SignalR
 // handshake; then it hands the connection to one of `io_threads` delivery loops, round robin. broadcast() runs
-// on the sink's thread: it serialises each event into its WebSocket frame once and posts the shared,
-// immutable bytes to every delivery loop, which queue them on the matching connections.
+// on the sink's thread: it serialises each event into its WebSocket frame once per protocol in use and posts
+// the shared, immutable bytes to every delivery loop, which queue them on the matching connections.
 
 #include <atomic>
 #include <chrono>
@@ -96,6 +96,8 @@ private:
     std::condition_variable broadcast_room_;
     std::size_t broadcast_bytes_in_flight_ = 0;
     std::size_t broadcast_window_ = 0;  // per loop
+    // Connections subscribed with the MessagePack protocol, over all loops.
+    std::atomic<std::size_t> messagepack_subscribers_{0};
     Poco::Net::Context::Ptr tls_;
     int listen_fd_ = -1;
     std::string bound_address_;

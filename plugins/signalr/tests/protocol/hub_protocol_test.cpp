@@ -96,13 +96,19 @@ TEST(Handshake, OtherVersionsUseTheReferenceText) {
               "The server does not support version -1 of the 'json' protocol.");
 }
 
-TEST(Handshake, MessagePackIsRefusedWithTheReferenceText) {
+TEST(Handshake, MessagePackIsAcceptedAndNamed) {
     auto r = check_handshake(R"({"protocol":"messagepack","version":1})");
-    EXPECT_FALSE(r.ok);
-    EXPECT_EQ(r.error, "The protocol 'messagepack' is not supported.");
-    // The protocol is judged before the version, as the reference server does.
+    EXPECT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.protocol, hubflow::signalr::HubProtocol::messagepack);
+    EXPECT_TRUE(check_handshake(R"({"version":2,"protocol":"MessagePack"})").ok);
+    EXPECT_EQ(check_handshake(R"({"protocol":"json","version":1})").protocol, hubflow::signalr::HubProtocol::json);
     EXPECT_EQ(check_handshake(R"({"protocol":"messagepack","version":9})").error,
-              "The protocol 'messagepack' is not supported.");
+              "The server does not support version 9 of the 'messagepack' protocol.");
+    // Anything else is still refused with the reference text, before the version is looked at.
+    EXPECT_EQ(check_handshake(R"({"protocol":"blazorpack","version":9})").error,
+              "The protocol 'blazorpack' is not supported.");
+    EXPECT_EQ(handshake_request(hubflow::signalr::HubProtocol::messagepack),
+              std::string(R"({"protocol":"messagepack","version":1})") + rs);
 }
 
 TEST(Handshake, MalformedRequests) {

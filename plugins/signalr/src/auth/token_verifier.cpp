@@ -552,6 +552,9 @@ struct TokenVerifier::Impl {
             if (!is_number(payload->get("nbf"))) return refuse(kMalformed);
             const long double nbf = payload->get("nbf").convert<double>();
             if (!std::isfinite(static_cast<double>(nbf))) return refuse(kMalformed);
+            // An empty validity interval is never valid, however much leeway would cover both ends (ASP.NET Core's
+            // JwtBearer refuses it too).
+            if (nbf > exp) return refuse(kMalformed);
             if (!(nbf - leeway <= now_s)) return refuse(kNotYetValid);
         }
         if (!settings.issuer.empty()) {

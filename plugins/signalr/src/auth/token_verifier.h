@@ -9,9 +9,9 @@
 //   key is only ever used for its own family, so an HS256 token "signed" with the RSA public key is refused.
 // - Header `jku`, `jwk`, `x5u` and `x5c` are ignored: keys only ever come from the configured sources. `crit` is
 //   refused, since no extension is understood.
-// - Claims: exp (numeric) required with now < exp + leeway; nbf optional with nbf - leeway <= now; iss and aud
-//   when configured; the user id claim (a non-empty string) required; scope as an array or a space-separated
-//   string.
+// - Claims: exp (numeric) required with now < exp + leeway; nbf optional with nbf - leeway <= now and nbf <= exp;
+//   iss and aud when configured; the user id claim (a non-empty string) required; scope as an array or a
+//   space-separated string.
 // Reasons are fixed phrases, safe to send as a 401 body; neither they nor any exception text ever hold token text,
 // the secret or claim values.
 

@@ -445,6 +445,15 @@ TEST_F(TokenVerifierTest, NbfWithLeewayEdges) {
     expect_refused(strict, with_nbf(std::to_string(kNowS + 1)), test_now(), "token not yet valid");
     // nbf is optional.
     expect_accepted(strict, craft_hs256(h, R"({"sub":"user-1","exp":)" + std::to_string(kNowS + 10) + "}"), test_now());
+
+    // nbf after exp: never valid, even when the leeway covers both.
+    const std::string inverted = craft_hs256(
+        h, R"({"sub":"user-1","exp":)" + std::to_string(kNowS + 5) + R"(,"nbf":)" + std::to_string(kNowS + 10) + "}");
+    expect_refused(v, inverted, test_now(), "malformed token");
+    expect_accepted(v,
+                    craft_hs256(h, R"({"sub":"user-1","exp":)" + std::to_string(kNowS + 5) + R"(,"nbf":)" +
+                                       std::to_string(kNowS + 5) + "}"),
+                    test_now());
 }
 
 TEST_F(TokenVerifierTest, IssuerWhenConfigured) {

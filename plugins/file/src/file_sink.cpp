@@ -133,7 +133,8 @@ ComponentDescription FileSink::describe() {
 }
 
 FileSink::~FileSink() {
-    for (File* file : lru_) ::close(file->fd);
+    for (File* file : lru_)
+        ::close(file->fd);
 }
 
 void FileSink::configure(const ConfigView& config, Context& context) {
@@ -197,7 +198,26 @@ FileSink::File& FileSink::entry(std::string_view path) {
     return ref;
 }
 
-void FileSink::write(const EventBatch& batch) {
+void FileSink::deliver(const EventBatch& batch, BatchAck ack) {
+    try {
+        write_batch(batch);
+    } catch (...) {
+        ack.lost(batch.size());
+        throw;
+    }
+    if (fsync_ == FsyncPolicy::interval)
+        unsynced_.emplace_back(ack, batch.size());
+    else
+        ack.delivered(batch.size());
+}
+
+void FileSink::settle_unsynced(bool synced) {
+    for (auto& [ack, events] : unsynced_)
+        synced ? ack.delivered(events) : ack.lost(events);
+    unsynced_.clear();
+}
+
+void FileSink::write_batch(const EventBatch& batch) {
     if (batch.empty()) return;
     const bool fields = template_->has_fields();
     const bool time = template_->has_time();
@@ -313,7 +333,8 @@ void FileSink::append(File& file, std::string_view data) {
 
 void FileSink::ensure_open(File& file) {
     if (file.fd >= 0) return;
-    while (open_count_ >= max_open_files_ && !lru_.empty()) evict_least_recently_used();
+    while (open_count_ >= max_open_files_ && !lru_.empty())
+        evict_least_recently_used();
     open_file(file);
     lru_.push_back(&file);
     file.lru = std::prev(lru_.end());
@@ -513,7 +534,13 @@ void FileSink::tick() {
     auto now = context_->clock().monotonic();
     if (now < next_sync_) return;
     next_sync_ = now + fsync_interval_;
-    sync_all();
+    try {
+        sync_all();
+    } catch (...) {
+        settle_unsynced(false);
+        throw;
+    }
+    settle_unsynced(true);
 }
 
 std::chrono::milliseconds FileSink::tick_interval() const {
@@ -521,7 +548,15 @@ std::chrono::milliseconds FileSink::tick_interval() const {
     return std::min<std::chrono::milliseconds>(fsync_interval_, std::chrono::milliseconds(250));
 }
 
-void FileSink::flush() { sync_all(); }
+void FileSink::flush() {
+    try {
+        sync_all();
+    } catch (...) {
+        settle_unsynced(false);
+        throw;
+    }
+    settle_unsynced(true);
+}
 
 void FileSink::stop() {
     while (!lru_.empty()) {
@@ -534,6 +569,7 @@ void FileSink::stop() {
     }
     files_.clear();
     path_valid_ = false;
+    settle_unsynced(error_count_ == 0 && fsync_ != FsyncPolicy::never);
     throw_noted_errors();
 }
 

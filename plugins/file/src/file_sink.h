@@ -24,14 +24,19 @@
 #include <vector>
 
 #include "hubflow/component.h"
-#include "hubflow/schema.h"
 #include "hubflow/path_template.h"
+#include "hubflow/schema.h"
 
 namespace hubflow::file {
 
 enum class FsyncPolicy { never, interval, batch };
 
-class FileSink final : public Sink {
+// Delivery (SDK 1.2): a batch is delivered as durably as the fsync policy promises. With `batch` it is synced
+// before deliver() returns; with `interval` its acknowledgement waits for the next fdatasync (at most
+// fsync_interval_ms), so an upstream checkpoint or disk buffer never passes events a power cut could still
+// take; with `never` it counts as delivered once write(2) has it (the page cache: safe from kill -9, not from
+// a power cut). Events whose write or sync failed are settled lost.
+class FileSink final : public AcknowledgingSink {
 public:
     FileSink() = default;
     ~FileSink() override;
@@ -46,7 +51,7 @@ public:
     void start() override;
     // Throws std::runtime_error naming the file and the system's reason when a file cannot be written; the
     // other files of the batch are still written first.
-    void write(const EventBatch& batch) override;
+    void deliver(const EventBatch& batch, BatchAck ack) override;
     void tick() override;
     std::chrono::milliseconds tick_interval() const override;
     // fdatasync() on every file written since its last sync, whatever the fsync policy.
@@ -78,6 +83,9 @@ private:
     void evict_least_recently_used();
     void forget_if_idle(File& file);
     void sync_all();
+    void write_batch(const EventBatch& batch);
+    // fsync=interval: settles what waited for this sync, delivered when it worked, lost when it did not.
+    void settle_unsynced(bool synced);
     // Errors are gathered so that one bad file does not keep the others from being written or synced; the
     // call then throws them as one.
     void note_error(const std::string& message);
@@ -112,6 +120,7 @@ private:
     bool path_valid_ = false;
 
     std::chrono::steady_clock::time_point next_sync_{};
+    std::vector<std::pair<BatchAck, std::size_t>> unsynced_;  // written, waiting for the interval's sync
 };
 
 }  // namespace hubflow::file

@@ -32,9 +32,15 @@ using hubflow::Value;
 using hubflow::file::FileSink;
 using std::chrono::system_clock;
 
-Value str(std::string s) { return Value(std::move(s)); }
-Value num(std::int64_t n) { return Value(n); }
-Value object(Value::Object members) { return Value(std::move(members)); }
+Value str(std::string s) {
+    return Value(std::move(s));
+}
+Value num(std::int64_t n) {
+    return Value(n);
+}
+Value object(Value::Object members) {
+    return Value(std::move(members));
+}
 
 Event make_event(std::string payload, std::string kind = {}, std::string site_id = {},
                  system_clock::time_point received_at = {}) {
@@ -56,7 +62,9 @@ Event numbered(int seq, std::size_t line_bytes = 100) {
     return make_event(std::move(payload));
 }
 
-int seq_of(const std::string& line) { return std::stoi(line.substr(7, 6)); }
+int seq_of(const std::string& line) {
+    return std::stoi(line.substr(7, 6));
+}
 
 std::string slurp(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -121,7 +129,8 @@ TEST_F(FileSinkTest, WritesExactlyOneLinePerEvent) {
     int seq = 0;
     for (int b = 0; b < 5; ++b) {
         EventBatch batch;
-        for (int i = 0; i < 200; ++i) batch.push_back(numbered(seq++, 60 + i % 50));
+        for (int i = 0; i < 200; ++i)
+            batch.push_back(numbered(seq++, 60 + i % 50));
         sink->write(batch);
     }
     sink->write(EventBatch{});
@@ -130,7 +139,8 @@ TEST_F(FileSinkTest, WritesExactlyOneLinePerEvent) {
 
     auto lines = lines_of(at("out.jsonl"));
     ASSERT_EQ(lines.size(), 1000u);
-    for (int i = 0; i < 1000; ++i) ASSERT_EQ(seq_of(lines[i]), i);
+    for (int i = 0; i < 1000; ++i)
+        ASSERT_EQ(seq_of(lines[i]), i);
     EXPECT_EQ(counter("bytes_written"), fs::file_size(at("out.jsonl")));
     EXPECT_EQ(context_.metric_registry.gauges["open_files"].value(), 0);
 }
@@ -251,7 +261,8 @@ TEST_F(FileSinkTest, RotatesAtRotateBytesAndKeepsKeepFiles) {
     int seq = 0;
     while (seq < 100) {
         EventBatch batch;
-        for (int i = 0; i < 7 && seq < 100; ++i) batch.push_back(numbered(seq++));  // 100-byte lines
+        for (int i = 0; i < 7 && seq < 100; ++i)
+            batch.push_back(numbered(seq++));  // 100-byte lines
         sink->write(batch);
     }
     sink->stop();
@@ -263,7 +274,8 @@ TEST_F(FileSinkTest, RotatesAtRotateBytesAndKeepsKeepFiles) {
         EXPECT_LE(fs::file_size(at(name)), 1000u) << name;
         auto lines = lines_of(at(name));
         EXPECT_EQ(lines.size(), 10u) << name;
-        for (const auto& line : lines) EXPECT_EQ(seq_of(line), expected++) << name;
+        for (const auto& line : lines)
+            EXPECT_EQ(seq_of(line), expected++) << name;
     }
     EXPECT_EQ(expected, 100);
     EXPECT_EQ(counter("files_rotated"), 9u);
@@ -275,7 +287,8 @@ TEST_F(FileSinkTest, RotationLosesNoLinesWithUnevenSizes) {
     int seq = 0;
     for (int b = 0; b < 40; ++b) {
         EventBatch batch;
-        for (int i = 0; i < 1 + b % 9; ++i, ++seq) batch.push_back(numbered(seq, 30 + (seq * 37) % 250));
+        for (int i = 0; i < 1 + b % 9; ++i, ++seq)
+            batch.push_back(numbered(seq, 30 + (seq * 37) % 250));
         sink->write(batch);
     }
     sink->stop();
@@ -291,7 +304,8 @@ TEST_F(FileSinkTest, RotationLosesNoLinesWithUnevenSizes) {
         EXPECT_LE(fs::file_size(at(name)), 1000u) << name;
         auto lines = lines_of(at(name));
         EXPECT_FALSE(lines.empty()) << name;
-        for (const auto& line : lines) EXPECT_EQ(seq_of(line), expected++) << name;
+        for (const auto& line : lines)
+            EXPECT_EQ(seq_of(line), expected++) << name;
     }
     EXPECT_EQ(expected, seq);
 }
@@ -309,7 +323,8 @@ TEST_F(FileSinkTest, LineLongerThanRotateBytesGetsAFileOfItsOwn) {
 
 TEST_F(FileSinkTest, RotationDeletesFilesBeyondKeepFiles) {
     spit(at("out.jsonl"), std::string(99, 'x') + "\n");
-    for (int n = 1; n <= 5; ++n) spit(at("out.jsonl." + std::to_string(n)), "old " + std::to_string(n) + "\n");
+    for (int n = 1; n <= 5; ++n)
+        spit(at("out.jsonl." + std::to_string(n)), "old " + std::to_string(n) + "\n");
     auto sink = make_sink({{"path", str(at("out.jsonl"))}, {"rotate_bytes", num(120)}, {"keep_files", num(2)}});
     sink->write({numbered(0, 50)});
     sink->stop();
@@ -359,7 +374,8 @@ TEST_F(FileSinkTest, EvictsLeastRecentlyUsedFilesAndStillWritesEverything) {
 TEST_F(FileSinkTest, FsyncBatchAndIntervalRunWithoutErrors) {
     {
         auto sink = make_sink({{"path", str(at("batch.jsonl"))}, {"fsync", str("batch")}});
-        for (int i = 0; i < 3; ++i) sink->write({numbered(i)});
+        for (int i = 0; i < 3; ++i)
+            sink->write({numbered(i)});
         sink->tick();
         sink->flush();
         sink->stop();
@@ -387,6 +403,54 @@ TEST_F(FileSinkTest, FsyncBatchAndIntervalRunWithoutErrors) {
         EXPECT_EQ(lines_of(at("never.jsonl")).size(), 1u);
     }
     EXPECT_TRUE(context_.failures.empty());
+}
+
+// Acknowledgements follow the fsync policy: batch and never settle in deliver(), interval waits for the sync.
+TEST_F(FileSinkTest, EventsAreDeliveredAsDurablyAsTheFsyncPolicyPromises) {
+    using hubflow::testing::AckRecorder;
+    {
+        AckRecorder acks;
+        auto sink = make_sink({{"path", str(at("batch.jsonl"))}, {"fsync", str("batch")}});
+        sink->deliver({numbered(0), numbered(1)}, acks.ack());
+        EXPECT_EQ(acks.delivered(), 2u);
+        sink->stop();
+    }
+    {
+        AckRecorder acks;
+        auto sink = make_sink({{"path", str(at("interval.jsonl"))}, {"fsync_interval_ms", num(100)}});
+        sink->deliver({numbered(0), numbered(1)}, acks.ack());
+        sink->deliver({numbered(2)}, acks.ack());
+        EXPECT_EQ(acks.settled(), 0u) << "written but not yet synced";
+        sink->tick();
+        EXPECT_EQ(acks.settled(), 0u) << "the interval has not passed";
+        context_.clock_control().advance(std::chrono::milliseconds(150));
+        sink->tick();
+        EXPECT_EQ(acks.delivered(), 3u);
+        sink->deliver({numbered(3)}, acks.ack());
+        sink->stop();  // the last sync on the way out settles the rest
+        EXPECT_EQ(acks.delivered(), 4u);
+    }
+    {
+        AckRecorder acks;
+        auto sink = make_sink({{"path", str(at("never.jsonl"))}, {"fsync", str("never")}});
+        sink->deliver({numbered(0)}, acks.ack());
+        EXPECT_EQ(acks.delivered(), 1u);
+        sink->stop();
+    }
+}
+
+TEST_F(FileSinkTest, EventsOfAWriteThatFailsAreSettledLost) {
+    using hubflow::testing::AckRecorder;
+    spit(at("blocked"), "a regular file where a directory should be\n");
+    AckRecorder acks;
+    auto sink = make_sink({{"path", str(at("{kind}/out.jsonl"))}, {"fsync", str("batch")}});
+    EXPECT_THROW(sink->deliver({make_event(R"({"n":1})", "blocked"), make_event(R"({"n":2})", "fine")}, acks.ack()),
+                 std::runtime_error);
+    EXPECT_EQ(acks.lost(), 2u);
+    EXPECT_EQ(acks.delivered(), 0u);
+    sink->deliver({make_event(R"({"n":3})", "fine")}, acks.ack());
+    EXPECT_EQ(acks.delivered(), 1u);
+    sink->stop();
 }
 
 TEST_F(FileSinkTest, WriteErrorNamesTheFileAndOtherFilesAreStillWritten) {

@@ -169,8 +169,10 @@ test("on the wire: binary frames, the reference layout, pings, and a Close for a
   assert.ok(frames.every((f) => f.binary), "every frame is binary");
   const messages = decodeAll(rest);
   const invocation = messages.find((m) => m[0] === 1);
+  // [1, headers, invocationId, target, arguments, streamIds], as ASP.NET Core writes it.
   assert.deepEqual(invocation.slice(0, 4), [1, {}, null, "ReceiveMessage"]);
-  assert.equal(invocation.length, 5);
+  assert.equal(invocation.length, 6);
+  assert.deepEqual(invocation[5], []);
   assert.equal(typeof invocation[4][0], "string");
   assert.equal(JSON.parse(invocation[4][0]).site_id ?? SITE_B, SITE_B);
   await waitFor(() => decodeAll(frames.slice(1)).some((m) => m.length === 1 && m[0] === 6), 5000, "a ping [6]");

@@ -694,18 +694,20 @@ void pack_string(msgpack::packer<Appender>& p, std::string_view s) {
 void append_invocation(std::string& out, std::string_view target, std::string_view string_argument) {
     // The size is known in advance, so the prefix goes first and the payload is packed in place: one copy of
     // the event's text.
-    const std::uint32_t body = 4 + str_size(target) + 1 + str_size(string_argument);
+    const std::uint32_t body = 4 + str_size(target) + 1 + str_size(string_argument) + 1;
     out.reserve(out.size() + max_prefix_bytes + body);
     append_length_prefix(out, body);
     Appender sink{out};
     msgpack::packer<Appender> p(sink);
-    p.pack_array(5);
+    // Six elements, the last an empty streamIds array, as ASP.NET Core writes it.
+    p.pack_array(6);
     p.pack_uint8(message_type::invocation);
     p.pack_map(0);
     p.pack_nil();
     pack_string(p, target);
     p.pack_array(1);
     pack_string(p, string_argument);
+    p.pack_array(0);
 }
 
 void append_ping(std::string& out) {

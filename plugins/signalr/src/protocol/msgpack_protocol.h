@@ -77,7 +77,7 @@ bool parse_message(std::string_view message, HubMessage& out, std::string& error
 
 // ---- Writers: each appends one complete message, size prefix included, to `out`. ---------------------------
 
-// [1, {}, nil, target, [string_argument]]
+// [1, {}, nil, target, [string_argument], []]
 void append_invocation(std::string& out, std::string_view target, std::string_view string_argument);
 // [6]
 void append_ping(std::string& out);

@@ -278,7 +278,9 @@ TEST(MessagePackFuzz, RandomBytesFailCleanly) {
         std::string body(rng() % 64, '\0');
         for (char& c : body)
             c = static_cast<char>(rng());
-        if (!mp::parse_message(body, m, error)) EXPECT_FALSE(error.empty());
+        if (!mp::parse_message(body, m, error)) {
+            EXPECT_FALSE(error.empty());
+        }
     }
 }
 
@@ -334,7 +336,9 @@ TEST(MessagePackFuzz, MutatedStreamsFailCleanly) {
             reader.feed(std::string_view(stream).substr(at, n));
             std::string_view message;
             while (reader.next(message))
-                if (!mp::parse_message(message, m, error)) EXPECT_FALSE(error.empty());
+                if (!mp::parse_message(message, m, error)) {
+                    EXPECT_FALSE(error.empty());
+                }
             at += n;
         }
     }

@@ -89,7 +89,7 @@ TEST(Writers, InvocationIsTheReferenceLayout) {
     std::string out = "kept";
     mp::append_invocation(out, "ReceiveMessage", "{\"id\":1}");
     const std::string expected =
-        Pack().array(5).uint(1).map(0).nil().str("ReceiveMessage").array(1).str("{\"id\":1}").bytes();
+        Pack().array(6).uint(1).map(0).nil().str("ReceiveMessage").array(1).str("{\"id\":1}").array(0).bytes();
     EXPECT_EQ(out, "kept" + prefixed(expected));
 }
 

@@ -195,14 +195,16 @@ Outcome Sender::attempt(const Request& request, const std::string& body, bool& r
         if (!settings_.bearer.empty()) http.setCredentials("Bearer", settings_.bearer);
         if (settings_.basic)
             Poco::Net::HTTPBasicCredentials(settings_.basic->first, settings_.basic->second).authenticate(http);
+        // The id stays the same across attempts and runs so the receiver can drop a repeat; it is sent unsigned
+        // too, since dropping repeats is worth as much without signatures.
+        http.set("webhook-id", request.id);
         if (!settings_.signing_key.empty()) {
-            // The timestamp is the attempt's, as the Standard Webhooks spec asks; the id stays the same across
-            // attempts so the receiver can drop a repeat. The signature covers the body before compression:
-            // what the receiver's framework hands to its verifier once it has undone Content-Encoding.
+            // The timestamp is the attempt's, as the Standard Webhooks spec asks. The signature covers the body
+            // before compression: what the receiver's framework hands to its verifier once it has undone
+            // Content-Encoding.
             const std::int64_t now =
                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
                     .count();
-            http.set("webhook-id", request.id);
             http.set("webhook-timestamp", std::to_string(now));
             http.set("webhook-signature", sign(settings_.signing_key, request.id, now, request.body));
         }

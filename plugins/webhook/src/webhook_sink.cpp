@@ -1,10 +1,11 @@
 #include "webhook_sink.h"
 
+#include <Poco/DigestEngine.h>
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/NetSSL.h>
+#include <Poco/SHA2Engine.h>
 #include <Poco/URI.h>
-#include <Poco/UUIDGenerator.h>
 
 #include <algorithm>
 #include <cctype>
@@ -28,7 +29,7 @@ constexpr std::int64_t max_timeout_ms = 3'600'000;
 constexpr std::int64_t max_max_in_flight = 64;
 constexpr std::int64_t max_batch_events = 1'000'000;
 constexpr std::int64_t max_batch_bytes = 1LL << 30;
-// How long a blocked write() sleeps before it looks at the host again.
+// How long a blocked deliver() sleeps before it looks at the host again.
 constexpr auto wait_slice = milliseconds(100);
 // Refusals are logged one by one up to this many, then every thousandth.
 constexpr std::uint64_t refusals_logged_in_full = 10;
@@ -57,6 +58,29 @@ bool retryable(int status) {
 std::string describe_failure(const Outcome& o) {
     if (o.status == 0) return o.error;
     return "HTTP " + std::to_string(o.status);
+}
+
+enum class Settle { delivered, refused, lost };
+
+void settle(const Request& request, Settle how) {
+    for (const Request::Part& part : request.parts) {
+        if (how == Settle::delivered)
+            part.ack.delivered(part.events);
+        else if (how == Settle::refused)
+            part.ack.refused(part.events);
+        else
+            part.ack.lost(part.events);
+    }
+}
+
+// One event's share of a request's webhook-id: its id when it has one, else its payload; length-prefixed, so
+// that no two different lists of events hash the same text.
+void add_to_id(Poco::SHA2Engine& sha, const Event& event) {
+    const bool has_id = !event.meta.id.empty();
+    const std::string& identity = has_id ? event.meta.id : event.payload;
+    const std::string prefix = (has_id ? "i" : "p") + std::to_string(identity.size()) + ":";
+    sha.update(prefix.data(), static_cast<unsigned>(prefix.size()));
+    sha.update(identity.data(), static_cast<unsigned>(identity.size()));
 }
 
 milliseconds ms_in(const ConfigView& view, std::string_view key, std::int64_t fallback, std::int64_t min) {
@@ -359,8 +383,9 @@ void WebhookSink::start() {
                          " requests at once, ", settings_.max_events, " events per request at most");
 }
 
-void WebhookSink::write(const EventBatch& batch) {
+void WebhookSink::deliver(const EventBatch& batch, BatchAck ack) {
     if (workers_.empty()) throw std::runtime_error("the sink is not running");
+    const std::uint64_t input = ++inputs_;
     const bool array = settings_.encoding == Encoding::json_array;
     const bool ndjson = settings_.encoding == Encoding::ndjson;
     for (const Event& event : batch) {
@@ -371,8 +396,18 @@ void WebhookSink::write(const EventBatch& batch) {
         if (!open_) {
             open_ = std::make_unique<Request>();
             open_since_ = context_->clock().monotonic();
+            if (!open_id_) open_id_ = std::make_unique<Poco::SHA2Engine>(Poco::SHA2Engine::SHA_256);
+            open_id_->reset();
         }
         Request& r = *open_;
+        if (ack.tracked()) {
+            if (r.parts.empty() || r.last_input != input) {
+                r.parts.push_back({ack, 0});
+                r.last_input = input;
+            }
+            ++r.parts.back().events;
+        }
+        add_to_id(*open_id_, event);
         if (array) r.body += r.count() == 0 ? '[' : ',';
         const std::size_t offset = r.body.size();
         r.body += event.payload;
@@ -405,9 +440,8 @@ void WebhookSink::seal() {
     std::unique_ptr<Request> request = std::move(open_);
     if (request->count() == 0) return;
     if (settings_.encoding == Encoding::json_array) request->body += ']';
-    std::string uuid = Poco::UUIDGenerator::defaultGenerator().createRandom().toString();
-    uuid.erase(std::remove(uuid.begin(), uuid.end(), '-'), uuid.end());
-    request->id = "msg_" + uuid;
+    const Poco::DigestEngine::Digest& digest = open_id_->digest();
+    request->id = "msg_" + Poco::DigestEngine::digestToHex(digest).substr(0, 32);
     enqueue(std::move(request));
 }
 
@@ -459,7 +493,7 @@ void WebhookSink::run_worker(Worker& worker) {
             ++busy_;
         }
         space_.notify_one();
-        deliver(worker, *request);
+        send(worker, *request);
         {
             std::lock_guard lock(mutex_);
             --busy_;
@@ -469,7 +503,7 @@ void WebhookSink::run_worker(Worker& worker) {
     }
 }
 
-void WebhookSink::deliver(Worker& worker, Request& request) {
+void WebhookSink::send(Worker& worker, Request& request) {
     const std::uint64_t count = request.count();
     std::string compressed;
     Backoff backoff(settings_.retry_initial, settings_.retry_max, worker.random());
@@ -494,6 +528,7 @@ void WebhookSink::deliver(Worker& worker, Request& request) {
         }
         if (outcome.status >= 200 && outcome.status < 300) {
             delivered_->add(count);
+            settle(request, Settle::delivered);
             return;
         }
         request_errors_->add();
@@ -551,13 +586,18 @@ void WebhookSink::refuse(const Request& request, int status, const std::string& 
         try {
             dead_letters_->write(request, status, reason, excerpt, attempts);
             dead_lettered_->add(count);
+            settle(request, Settle::refused);
             where = "written to the dead-letter file";
         } catch (const std::exception& e) {
+            // Kept nowhere: not finished, so their sources keep them and send them again after a restart.
             failed_->add(count);
+            settle(request, Settle::lost);
             where = std::string("NOT written to the dead-letter file (") + e.what() + "); counted in failed_events";
         }
     } else {
+        // Without a dead-letter file, counting is all the configuration asks for: refused for good.
         failed_->add(count);
+        settle(request, Settle::refused);
         where = "no dead_letter file is set, counted in failed_events";
     }
     std::lock_guard lock(log_mutex_);
@@ -573,7 +613,7 @@ void WebhookSink::flush() {
     if (workers_.empty()) return;
     auto deadline = steady::now() + settings_.flush_timeout;
     if (shutdown_deadline_ && *shutdown_deadline_ < deadline) deadline = *shutdown_deadline_;
-    // A write() or seal() from here on gives up at the same deadline.
+    // A deliver() or seal() from here on gives up at the same deadline.
     shutdown_deadline_ = deadline;
     seal();
     bool done = false;

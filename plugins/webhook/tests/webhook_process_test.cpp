@@ -57,6 +57,28 @@ TEST_F(WebhookProcess, GeneratorToWebhookDeliversEveryEvent) {
     EXPECT_EQ(lines, 2200u);
 }
 
+// Two runs of the host sending the same events (the generator with one seed) give the same webhook-ids, as a
+// run that re-reads what a crashed one had not finished would: a receiver can drop the repeats.
+TEST_F(WebhookProcess, TheSameEventsCarryTheSameWebhookIdsInTheNextRun) {
+    std::vector<std::set<std::string>> ids(2);
+    for (int run = 0; run < 2; ++run) {
+        Receiver receiver;
+        std::string pipeline = write("pipeline.json", R"({
+          "sources": {"gen": {"type": "generator", "count": 300, "seed": 11}},
+          "sinks": {"hook": {"type": "webhook", "inputs": ["gen"], "url": ")" +
+                                                          receiver.url() +
+                                                          R"("}}
+        })");
+        auto r = hubflow::test::run_program(hubflow_bin, {"run", pipeline});
+        ASSERT_EQ(r.code, 0) << r.err;
+        ASSERT_EQ(logged_counter(r.err, "hook", "delivered_events"), 300u) << r.err;
+        for (const auto& req : receiver.requests())
+            ids[static_cast<std::size_t>(run)].insert(req.header("webhook-id"));
+    }
+    EXPECT_EQ(ids[0].size(), 300u);
+    EXPECT_EQ(ids[0], ids[1]);
+}
+
 TEST_F(WebhookProcess, ValidateNamesNodeAndKey) {
     std::string pipeline = write("pipeline.json", R"({
       "sources": {"gen": {"type": "generator", "count": 1}},

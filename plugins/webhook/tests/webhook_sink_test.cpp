@@ -40,6 +40,7 @@ using hubflow::ConfigView;
 using hubflow::Event;
 using hubflow::EventBatch;
 using hubflow::Value;
+using hubflow::testing::AckRecorder;
 using hubflow::testing::FakeContext;
 using hubflow::webhook::WebhookSink;
 using hubflow::webhook::test::Received;
@@ -412,8 +413,13 @@ TEST_F(WebhookSinkTest, ClientErrorGoesToTheDeadLetterFileWithStatusAndBody) {
         return Reply{};
     });
     start(with_url(R"("batch": {"max_events": 2}, "max_in_flight": 1, "dead_letter": ")" + dead + "\""));
-    sink->write(make_batch(0, 6));
+    AckRecorder acks;
+    sink->deliver(make_batch(0, 6), acks.ack());
     sink->flush();
+    // Dead-lettered events are refused for good: finished, counted, never sent again.
+    EXPECT_EQ(acks.delivered(), 4u);
+    EXPECT_EQ(acks.refused(), 2u);
+    EXPECT_EQ(acks.settled(), 6u);
     EXPECT_EQ(receiver.count(), 3u);  // never retried
     EXPECT_EQ(counter("delivered_events"), 4u);
     EXPECT_EQ(counter("dead_lettered_events"), 2u);
@@ -435,11 +441,31 @@ TEST_F(WebhookSinkTest, ClientErrorGoesToTheDeadLetterFileWithStatusAndBody) {
 TEST_F(WebhookSinkTest, RefusalWithoutDeadLetterFileIsCountedAndLogged) {
     receiver.respond([](const Received&, int) { return Reply{404, "no such hook"}; });
     start(with_url(""));
-    sink->write(make_batch(0, 2));
+    AckRecorder acks;
+    sink->deliver(make_batch(0, 2), acks.ack());
     sink->flush();
+    EXPECT_EQ(acks.refused(), 2u);  // counting is all the configuration asked for
+    EXPECT_EQ(acks.settled(), 2u);
     EXPECT_EQ(counter("failed_events"), 2u);
     EXPECT_TRUE(context.logger.contains("no dead_letter file"));
     EXPECT_TRUE(context.logger.contains("no such hook"));
+}
+
+// A dead-letter file that cannot be written keeps the events nowhere: they are lost, not finished, so their
+// source keeps its checkpoint before them and sends them again after a restart.
+TEST_F(WebhookSinkTest, ADeadLetterFileThatCannotBeWrittenLosesTheEvents) {
+    std::ofstream(dir / "not-a-folder") << "x";
+    // A strftime field: the file is opened at the first refusal, under a "folder" that is a file.
+    const std::string dead = (dir / "not-a-folder" / "dead-%Y.jsonl").string();
+    receiver.respond([](const Received&, int) { return Reply{400, "no"}; });
+    start(with_url(R"("dead_letter": ")" + dead + "\""));
+    AckRecorder acks;
+    sink->deliver(make_batch(0, 2), acks.ack());
+    sink->flush();
+    EXPECT_EQ(acks.lost(), 2u);
+    EXPECT_EQ(acks.settled(), 2u);
+    EXPECT_EQ(counter("failed_events"), 2u);
+    EXPECT_TRUE(context.logger.contains("NOT written to the dead-letter file"));
 }
 
 TEST_F(WebhookSinkTest, MaxAttemptsSendsTheEventsToTheDeadLetterFile) {
@@ -516,6 +542,101 @@ TEST_F(WebhookSinkTest, ShutdownGivesUpAtTheDeadlineAndCountsEveryEvent) {
     EXPECT_EQ(gauge("pending_events"), 0);
     EXPECT_TRUE(context.logger.contains("2 queued, 0 waiting to be retried, 2 cut off on the wire"));
     EXPECT_TRUE(context.logger.contains("5 events were not delivered"));
+}
+
+// Requests are cut by count, not along input batches: one input batch spread over two requests and one request
+// carrying parts of two batches settle every event once, each when its own request is answered.
+TEST_F(WebhookSinkTest, EachEventIsSettledOnceWhenItsRequestIsAnswered) {
+    start(with_url(R"("batch": {"max_events": 4, "timeout_ms": 60000}, "max_in_flight": 1)"));
+    receiver.hold();
+    AckRecorder first, second;
+    sink->deliver(make_batch(0, 6), first.ack());  // a request of 0-3 goes out; 4, 5 wait in the open batch
+    ASSERT_TRUE(receiver.wait_for_active(1));
+    EXPECT_EQ(first.settled(), 0u) << "settled before the receiver answered";
+    receiver.release();
+    ASSERT_TRUE(first.wait_settled(4, 5s));
+    EXPECT_EQ(first.delivered(), 4u);
+    sink->deliver(make_batch(6, 4), second.ack());  // a request of 4, 5, 6, 7; 8, 9 wait
+    ASSERT_TRUE(first.wait_settled(6, 5s));
+    ASSERT_TRUE(second.wait_settled(2, 5s));
+    EXPECT_EQ(second.settled(), 2u);
+    sink->flush();
+    EXPECT_EQ(first.delivered(), 6u);
+    EXPECT_EQ(second.delivered(), 4u);
+    EXPECT_EQ(first.settled() + second.settled(), 10u);
+    auto requests = receiver.requests();
+    ASSERT_EQ(requests.size(), 3u);
+    EXPECT_EQ(seqs_in(requests[1]), range(4, 4));
+}
+
+// While the receiver is down nothing is settled, however long the sink retries; once it is back every event is
+// settled as delivered, once.
+TEST_F(WebhookSinkTest, NothingIsSettledWhileTheReceiverIsDown) {
+    const std::uint16_t port = receiver.port();
+    const std::string url = receiver.url();
+    receiver.stop();
+    start(with_url(R"("max_in_flight": 2)", url));
+    AckRecorder acks;
+    sink->deliver(make_batch(0, 3), acks.ack());
+    ASSERT_TRUE(eventually([&] { return counter("retries") >= 6; }));
+    EXPECT_EQ(acks.settled(), 0u);
+
+    Receiver back(port);
+    sink->flush();
+    EXPECT_EQ(acks.delivered(), 3u);
+    EXPECT_EQ(acks.settled(), 3u);
+    EXPECT_EQ(all_seqs(back.requests()).size(), 3u);
+}
+
+// Given up at shutdown: not delivered, so left unsettled for the source to send again after a restart.
+TEST_F(WebhookSinkTest, EventsAbandonedAtShutdownStayUnsettled) {
+    receiver.hold();
+    start(with_url(R"("batch": {"max_events": 2}, "max_in_flight": 1, "flush_timeout_ms": 200)"));
+    AckRecorder acks;
+    sink->deliver(make_batch(0, 5), acks.ack());
+    ASSERT_TRUE(receiver.wait_for_active(1));
+    context.stop_requested = true;
+    sink->flush();
+    sink->stop();
+    EXPECT_EQ(counter("undelivered_events"), 5u);
+    EXPECT_EQ(acks.settled(), 0u);
+}
+
+// The webhook-id is derived from the events, so two sink instances (two runs of the host, say) sending the same
+// events give the same ids, with or without id metadata, signed or not.
+TEST_F(WebhookSinkTest, TheWebhookIdIsTheSameWhenTheSameEventsAreSentAgain) {
+    EventBatch batch = make_batch(0, 7);
+    batch[4].meta.id.clear();  // identified by its payload instead
+    batch[5].meta.id.clear();
+    std::vector<std::vector<std::string>> ids(2);
+    for (int run = 0; run < 2; ++run) {
+        Receiver run_receiver;
+        FakeContext run_context("hook");
+        Value run_config = hubflow::testing::node_config(
+            WebhookSink::describe(), with_url(R"("batch": {"max_events": 3}, "max_in_flight": 1)", run_receiver.url()));
+        WebhookSink run_sink;
+        run_sink.configure(ConfigView(run_config), run_context);
+        run_sink.start();
+        AckRecorder acks;
+        run_sink.deliver(batch, acks.ack());
+        run_sink.flush();
+        run_sink.stop();
+        EXPECT_EQ(acks.delivered(), batch.size());
+        for (const auto& r : run_receiver.requests())
+            ids[run].push_back(r.header("webhook-id"));
+    }
+    ASSERT_EQ(ids[0].size(), 3u);
+    EXPECT_EQ(ids[0], ids[1]);
+    EXPECT_EQ(std::set<std::string>(ids[0].begin(), ids[0].end()).size(), 3u);
+    // "msg_" and SHA-256 of "i2:e0i2:e1i2:e2" (sha256sum), its first 128 bits.
+    EXPECT_EQ(ids[0][0], "msg_9b4a8b93c124158dea8fddb44b799ed6");
+
+    // One event per request: each event's id alone, so a receiver may also recompute it.
+    start(with_url(""));
+    sink->write(make_batch(0, 1));  // untracked: the id does not depend on tracking
+    sink->flush();
+    ASSERT_EQ(receiver.count(), 1u);
+    EXPECT_EQ(receiver.requests()[0].header("webhook-id"), "msg_2902e11244f26d84609643e004e92dc4");  // "i2:e0"
 }
 
 TEST_F(WebhookSinkTest, ConfigErrorsNameTheKey) {

@@ -51,6 +51,9 @@ public sealed class KsServer : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        // KS_SERVER_LOG=Debug (or another level) shows what ASP.NET Core did with each connection, on stderr.
+        if (Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("KS_SERVER_LOG"), out var level))
+            builder.Logging.AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff ").SetMinimumLevel(level);
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, options.Port));
         var state = new ServerState(options.RolesFile);
         builder.Services.AddSingleton(state);
@@ -151,8 +154,13 @@ public sealed class KsServer : IAsyncDisposable
 
     internal static string GroupKey(string siteId, string? userId) => $"{siteId}\n{userId ?? ""}";
 
+    // Stops as when the process ends: the listener closes and open connections are reset at once. A plain host stop
+    // first has SignalR abort its connections while Kestrel still accepts new ones, so a client that reconnects
+    // within milliseconds (hubflow's source does) lands on a server that is going away and hangs there until
+    // HostOptions.ShutdownTimeout (30 s).
     public async ValueTask DisposeAsync()
     {
+        await _app.Services.GetRequiredService<IServer>().StopAsync(new CancellationToken(canceled: true));
         await _app.StopAsync();
         await _app.DisposeAsync();
     }

@@ -7,8 +7,8 @@
 #include <set>
 #include <sstream>
 
-#include "hubflow/json_parse.h"
 #include "hubflow/config.h"
+#include "hubflow/json_parse.h"
 
 namespace hubflow::core {
 
@@ -383,14 +383,47 @@ PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& r
                 if (kind == ComponentKind::source) {
                     diags.add(name, "buffer", buffer->position, "a source has no input buffer");
                 } else if (!buffer->is_object()) {
-                    diags.add(name, "buffer", buffer->position, "expected an object {max_events, when_full}");
+                    diags.add(name, "buffer", buffer->position,
+                              "expected an object {type, max_events, when_full, max_bytes, fsync}");
                 } else {
+                    const auto positive = [&](const std::string& key, const Value& value, std::int64_t max, auto& out) {
+                        if (value.is_integer() && value.as_int() > 0 && value.as_int() <= max)
+                            out = static_cast<std::remove_reference_t<decltype(out)>>(value.as_int());
+                        else
+                            diags.add(name, "buffer." + key, value.position,
+                                      "expected an integer from 1 to " + std::to_string(max));
+                    };
+                    bool disk_only_key = false;
                     for (const auto& [key, value] : buffer->as_object()) {
-                        if (key == "max_events") {
-                            if (value.is_integer() && value.as_int() > 0)
-                                n.buffer_max_events = static_cast<std::size_t>(value.as_int());
+                        if (key == "type") {
+                            if (value.is_string() && value.as_string() == "memory")
+                                n.buffer.type = BufferType::memory;
+                            else if (value.is_string() && value.as_string() == "disk")
+                                n.buffer.type = BufferType::disk;
                             else
-                                diags.add(name, "buffer.max_events", value.position, "expected a positive integer");
+                                diags.add(name, "buffer.type", value.position, "must be \"memory\" or \"disk\"");
+                        } else if (key == "max_events") {
+                            positive(key, value, std::int64_t{1} << 40, n.buffer_max_events);
+                        } else if (key == "max_bytes") {
+                            disk_only_key = true;
+                            positive(key, value, std::int64_t{1} << 50, n.buffer.max_bytes);
+                            if (n.buffer.max_bytes < BufferSpec::min_max_bytes)
+                                diags.add(name, "buffer.max_bytes", value.position,
+                                          "must be at least " + std::to_string(BufferSpec::min_max_bytes) + " (1 MiB)");
+                        } else if (key == "fsync") {
+                            disk_only_key = true;
+                            if (value.is_string() && value.as_string() == "batch")
+                                n.buffer.fsync_interval = std::chrono::milliseconds(0);
+                            else if (value.is_string() && value.as_string() == "interval")
+                                n.buffer.fsync_interval = std::chrono::milliseconds(
+                                    n.buffer.fsync_interval.count() ? n.buffer.fsync_interval.count() : 1000);
+                            else
+                                diags.add(name, "buffer.fsync", value.position, "must be \"batch\" or \"interval\"");
+                        } else if (key == "fsync_interval_ms") {
+                            disk_only_key = true;
+                            std::int64_t ms = 0;
+                            positive(key, value, 3'600'000, ms);
+                            n.buffer.interval_ms_set = ms;
                         } else if (key == "when_full") {
                             if (value.is_string() && value.as_string() == "block")
                                 n.when_full = WhenFull::block;
@@ -401,9 +434,20 @@ PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& r
                                           "must be \"block\" or \"drop_newest\"");
                         } else {
                             diags.add(name, "buffer." + key, value.position,
-                                      "unknown key; known keys: max_events, when_full");
+                                      "unknown key; known keys: type, max_events, when_full, max_bytes, fsync, "
+                                      "fsync_interval_ms");
                         }
                     }
+                    if (n.buffer.interval_ms_set) {
+                        if (n.buffer.fsync_interval.count() == 0)
+                            diags.add(name, "buffer.fsync_interval_ms", buffer->position,
+                                      "only with \"fsync\": \"interval\"");
+                        else
+                            n.buffer.fsync_interval = std::chrono::milliseconds(n.buffer.interval_ms_set);
+                    }
+                    if (disk_only_key && n.buffer.type != BufferType::disk)
+                        diags.add(name, "buffer", buffer->position,
+                                  "max_bytes, fsync and fsync_interval_ms are settings of \"type\": \"disk\"");
                 }
             }
 

@@ -3,6 +3,7 @@
 // graph rules. Every problem found is reported at once (see Diagnostics).
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -18,6 +19,16 @@
 namespace hubflow::core {
 
 enum class WhenFull { block, drop_newest };
+enum class BufferType { memory, disk };
+
+// A node's `buffer` object beyond max_events and when_full: where its input waits.
+struct BufferSpec {
+    static constexpr std::uint64_t min_max_bytes = 1 << 20;
+    BufferType type = BufferType::memory;
+    std::uint64_t max_bytes = 256ULL << 20;       // disk: bytes of segment files before when_full applies
+    std::chrono::milliseconds fsync_interval{0};  // disk: 0 = every commit group synced before it is accepted
+    std::int64_t interval_ms_set = 0;             // fsync_interval_ms as written, checked against fsync
+};
 
 struct InputRef {
     std::string node;
@@ -33,6 +44,7 @@ struct NodeSpec {
     std::vector<InputRef> inputs;
     std::size_t buffer_max_events = 10000;
     WhenFull when_full = WhenFull::block;
+    BufferSpec buffer;
     Value config;  // the node's own keys (without type, inputs, buffer), schema defaults filled in
     SourcePosition position;
     bool schema_ok = false;  // set by validation: the config matched the component's schema

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "buffer/disk_buffer.h"
 #include "runtime/batch_recycler.h"
 
 namespace hubflow::core {
@@ -26,6 +27,7 @@ struct Runtime::Node {
     // The ticket of the input batch a filter is processing: what it emits meanwhile is derived from it.
     // Touched only by the node's own thread.
     Ticket* current_input = nullptr;
+    DiskBuffer* disk_buffer = nullptr;  // the input, when it is a disk buffer
     std::atomic<bool> failed{false};
     std::atomic<bool> finished{false};
     std::thread thread;
@@ -133,6 +135,9 @@ Runtime::~Runtime() {
     // Components go before the queues and contexts they may reference.
     for (auto& n : nodes_)
         n->component.reset();
+    // Whatever is still queued is settled lost while every origin (a disk buffer elsewhere) still exists.
+    for (auto& n : nodes_)
+        if (n->input) n->input->discard();
 }
 
 const NodeMetrics* Runtime::metrics(const std::string& node) const {
@@ -149,7 +154,18 @@ std::vector<std::string> Runtime::node_names() const {
 }
 
 std::unique_ptr<NodeInput> Runtime::make_input(Node& node) {
-    return std::make_unique<BatchQueue>(node.spec.buffer_max_events, node.spec.when_full, node.metrics.dropped);
+    if (node.spec.buffer.type == BufferType::memory)
+        return std::make_unique<BatchQueue>(node.spec.buffer_max_events, node.spec.when_full, node.metrics.dropped);
+    DiskBuffer::Options options;
+    options.dir = spec_.data_dir / node.spec.name / "buffer";
+    options.max_bytes = node.spec.buffer.max_bytes;
+    options.fsync_interval = node.spec.buffer.fsync_interval;
+    options.when_full = node.spec.when_full;
+    Node* n = &node;
+    auto buffer = std::make_unique<DiskBuffer>(options, node.logger, node.metrics, node.metrics.dropped, stopping_,
+                                               [n](const std::string& reason) { n->context->fail(reason); });
+    node.disk_buffer = buffer.get();
+    return buffer;
 }
 
 bool Runtime::build() {
@@ -345,6 +361,19 @@ void Runtime::run_consumer(Node& node) {
 }
 
 RunResult Runtime::run() {
+    // Disk buffers recover first: a node whose buffer cannot be opened fails alone, the others run.
+    for (auto& node : nodes_) {
+        if (!node->disk_buffer || !node->component) continue;
+        try {
+            node->disk_buffer->open();
+        } catch (const std::exception& e) {
+            node->failed = true;
+            node->metrics.errors.add();
+            node->logger.error("cannot open its disk buffer: ", e.what(),
+                               "; the node does not run, what its buffer holds stays on disk");
+            node->input->discard();
+        }
+    }
     // Sinks first, sources last, so nothing is emitted into a node that is not ready.
     for (ComponentKind kind : {ComponentKind::sink, ComponentKind::filter, ComponentKind::source}) {
         for (auto& node : nodes_) {

@@ -27,6 +27,8 @@
 
 namespace hubflow::core {
 
+class DiskBuffer;
+
 class SystemClock final : public Clock {
 public:
     std::chrono::system_clock::time_point now() const override { return std::chrono::system_clock::now(); }

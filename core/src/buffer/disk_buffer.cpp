@@ -1,0 +1,321 @@
+#include "buffer/disk_buffer.h"
+
+#include "buffer/event_record.h"
+
+namespace hubflow::core {
+
+namespace {
+// The log's own limit sits above the node's, so a batch admitted by the node's check is never cut off
+// half-way by the log; the node's check is what when_full applies to.
+constexpr std::uint64_t log_headroom = 64ULL << 20;
+}  // namespace
+
+DiskBuffer::DiskBuffer(Options options, Logger& log, Metrics& metrics, Counter& dropped,
+                       const std::atomic<bool>& stopping, std::function<void(const std::string&)> fail,
+                       buffer::FileLayer* files)
+    : options_(std::move(options)),
+      log_(log),
+      dropped_(dropped),
+      stopping_(stopping),
+      fail_(std::move(fail)),
+      own_files_(files ? nullptr : buffer::make_posix_file_layer()),
+      files_(files ? *files : *own_files_),
+      events_gauge_(metrics.gauge("buffer_events", "events in the disk buffer (stored or being written)")),
+      bytes_gauge_(metrics.gauge("buffer_bytes", "bytes of the disk buffer's segment files")),
+      oldest_age_gauge_(metrics.gauge("buffer_oldest_age_ms", "age of the oldest event in the disk buffer")),
+      set_aside_(metrics.counter("buffer_records_set_aside", "damaged disk buffer records set aside")),
+      write_failures_(metrics.counter("buffer_write_failures", "failed disk buffer writes (retried)")),
+      lost_batches_(metrics.counter("buffer_lost_batches", "batches read from the disk buffer and lost downstream")) {}
+
+DiskBuffer::~DiskBuffer() {
+    {
+        std::lock_guard lock(mutex_);
+        discarding_ = true;
+    }
+    staged_changed_.notify_all();
+    if (writer_.joinable()) writer_.join();
+    for (auto& s : staged_)
+        lose(s.ticket);
+}
+
+void DiskBuffer::open() {
+    buffer::SegmentLogOptions o;
+    o.dir = options_.dir;
+    o.max_bytes = options_.max_bytes + std::max(options_.max_bytes, log_headroom);
+    o.segment_bytes = std::min(options_.segment_bytes, std::max<std::uint64_t>(options_.max_bytes / 8, 1 << 16));
+    log_store_ = std::make_unique<buffer::SegmentLog>(files_, o);
+    const buffer::RecoveryReport report = log_store_->open();
+    for (const auto& p : report.problems) {
+        using Kind = buffer::RecoveryReport::Problem::Kind;
+        if (p.kind == Kind::ignored || p.kind == Kind::removed) continue;
+        log_.warn("disk buffer: ", p.file.string(), " at byte ", p.offset, ": ", p.detail,
+                  p.records ? " (" + std::to_string(p.records) + " records set aside)" : std::string());
+    }
+    set_aside_.add(report.records_set_aside);
+    set_aside_seen_ = report.records_set_aside;
+    if (report.records)
+        log_.info("disk buffer: ", report.records, " events waiting from an earlier run (", report.bytes, " bytes in ",
+                  report.segments, " segments); they go before new events");
+    update_gauges();
+    writer_ = std::thread([this] { write_loop(); });
+}
+
+NodeInput::Push DiskBuffer::push(SharedBatch batch, Ticket* ticket) {
+    const std::size_t n = batch->size();
+    if (n == 0) {
+        done(ticket);
+        return Push::accepted;
+    }
+    std::unique_lock lock(mutex_);
+    const auto room = [&] { return staged_events_ == 0 || staged_events_ + n <= options_.max_staged_events; };
+    const auto full = [&] { return log_store_ && log_store_->stats().bytes >= options_.max_bytes; };
+    if (!discarding_ && !failed_ && options_.when_full == WhenFull::drop_newest && (!room() || full())) {
+        lock.unlock();
+        dropped_.add(n);
+        done(ticket);  // dropped by the node's own policy: finished, and counted
+        return Push::dropped;
+    }
+    staged_changed_.wait(lock, [&] { return discarding_ || failed_ || room(); });
+    if (discarding_ || failed_) {
+        lock.unlock();
+        dropped_.add(n);
+        lose(ticket);
+        return Push::dropped;
+    }
+    staged_.push_back({std::move(batch), ticket});
+    staged_events_ += n;
+    lock.unlock();
+    staged_changed_.notify_all();
+    return Push::accepted;
+}
+
+void DiskBuffer::write_loop() {
+    std::unique_lock lock(mutex_);
+    auto last_commit = std::chrono::steady_clock::now();
+    for (;;) {
+        staged_changed_.wait(lock, [&] { return discarding_ || failed_ || !staged_.empty(); });
+        if (discarding_ || failed_) return;
+        if (options_.fsync_interval.count() > 0) {
+            // Gather for the rest of the interval: one sync for everything staged meanwhile.
+            staged_changed_.wait_until(lock, last_commit + options_.fsync_interval,
+                                       [&] { return discarding_ || failed_; });
+            if (discarding_ || failed_) return;
+        }
+        std::deque<Staged> group;
+        group.swap(staged_);
+        writer_idle_ = false;
+        lock.unlock();
+
+        std::size_t committed = 0;
+        try {
+            committed = commit(group);
+        } catch (const buffer::SyncFailed& e) {
+            lock.lock();
+            failed_ = true;
+            writer_idle_ = true;
+            for (auto& s : group)
+                lose(s.ticket);
+            for (auto& s : staged_)
+                lose(s.ticket);
+            staged_.clear();
+            staged_events_ = 0;
+            lock.unlock();
+            staged_changed_.notify_all();
+            readable_changed_.notify_all();
+            fail_node(std::string(e.what()) +
+                      "; its staged events are lost (upstream was told), what was synced "
+                      "stays on disk for the next start");
+            return;
+        }
+        last_commit = std::chrono::steady_clock::now();
+        std::size_t committed_events = 0;
+        for (std::size_t i = 0; i < committed; ++i)
+            committed_events += group[i].batch->size();
+        update_gauges();
+
+        lock.lock();
+        staged_events_ -= committed_events;
+        writer_idle_ = committed == group.size();
+        // What could not be written goes back in front of what arrived meanwhile, in order.
+        for (std::size_t i = group.size(); i > committed; --i)
+            staged_.push_front(std::move(group[i - 1]));
+        ++sync_generation_;
+        lock.unlock();
+        staged_changed_.notify_all();
+        readable_changed_.notify_all();
+        lock.lock();
+        if (committed < group.size())
+            staged_changed_.wait_for(lock, options_.retry_interval, [&] { return discarding_ || failed_; });
+    }
+}
+
+std::size_t DiskBuffer::commit(std::deque<Staged>& group) {
+    std::size_t admitted = 0;
+    std::string record;
+    try {
+        for (; admitted < group.size(); ++admitted) {
+            const buffer::SegmentLog::Stats stats = log_store_->stats();
+            // An oversized batch still goes into an empty buffer, so it can never wait for ever.
+            if (stats.bytes >= options_.max_bytes && stats.records > 0) break;
+            for (const Event& e : *group[admitted].batch) {
+                record.clear();
+                buffer::encode_event(e, record);
+                std::uint64_t seq = 0;
+                if (log_store_->append(record, seq) == buffer::SegmentLog::Append::full)
+                    throw std::length_error("the disk buffer's log is full past its headroom");
+            }
+        }
+        if (admitted == 0) return 0;
+        log_store_->sync();
+    } catch (const buffer::WriteFailed& e) {
+        write_failures_.add();
+        log_.error(e.what(), "; intake stops until a retry in ", options_.retry_interval.count(),
+                   " ms succeeds (upstream is held back, nothing accepted is lost)");
+        return 0;  // the log has cut back everything since the last sync: the whole group is tried again
+    }
+    for (std::size_t i = 0; i < admitted; ++i)
+        done(group[i].ticket);  // synced: the buffer answers for these events now
+    return admitted;
+}
+
+NodeInput::Pop DiskBuffer::pop(SharedBatch& out, Ticket*& ticket, std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+        std::uint64_t generation = 0;
+        {
+            std::lock_guard lock(mutex_);
+            if (discarding_ || failed_) return Pop::end;
+            generation = sync_generation_;
+        }
+        EventBatch events;
+        std::uint64_t first = 0, end = 0;
+        {
+            std::lock_guard lock(reader_mutex_);
+            records_.clear();
+            const std::size_t n = log_store_->next(records_, options_.read_batch);
+            const std::uint64_t set_aside = log_store_->stats().set_aside;
+            if (set_aside > set_aside_seen_) {
+                set_aside_.add(set_aside - set_aside_seen_);
+                log_.warn("disk buffer: ", set_aside - set_aside_seen_,
+                          " damaged records set aside while reading (copied to the buffer's set-aside folder)");
+                set_aside_seen_ = set_aside;
+            }
+            if (n > 0) {
+                first = records_.front().seq;
+                end = records_.back().seq + 1;
+                events.resize(n);
+                std::size_t kept = 0;
+                for (const auto& r : records_) {
+                    if (auto problem = buffer::decode_event(r.payload, events[kept])) {
+                        set_aside_.add();
+                        log_.error("disk buffer: record ", r.seq, " cannot be read: ", *problem, "; skipped");
+                        continue;
+                    }
+                    ++kept;
+                }
+                events.resize(kept);
+                if (kept == 0) {
+                    log_store_->release(first, end - first);
+                    continue;
+                }
+                handed_out_.emplace(first, end);
+            }
+        }
+        if (!events.empty()) {
+            ticket = Ticket::root(*this, first);
+            out = std::make_shared<const EventBatch>(std::move(events));
+            update_gauges();
+            return Pop::batch;
+        }
+        std::unique_lock lock(mutex_);
+        const bool upstream_done = producers_ == 0 && staged_.empty() && writer_idle_;
+        // Once upstream is done nothing new arrives: a backlog left then waits on disk when the host is
+        // stopping, and is read to its end when the input simply ran out.
+        if (upstream_done && (stopping_.load() || generation == sync_generation_)) {
+            lock.unlock();
+            std::lock_guard reader(reader_mutex_);
+            log_store_->checkpoint();
+            return Pop::end;
+        }
+        if (!readable_changed_.wait_until(lock, deadline, [&] {
+                return sync_generation_ != generation || discarding_ || failed_ ||
+                       (producers_ == 0 && staged_.empty() && writer_idle_);
+            })) {
+            lock.unlock();
+            std::lock_guard reader(reader_mutex_);
+            log_store_->checkpoint();  // idle: persist releases so a crash repeats as little as possible
+            update_gauges();
+            return Pop::timeout;
+        }
+    }
+}
+
+void DiskBuffer::batch_ended(std::uint64_t number, BatchOutcome outcome) {
+    {
+        std::lock_guard lock(reader_mutex_);
+        auto it = handed_out_.find(number);
+        if (it == handed_out_.end()) return;
+        const std::uint64_t end = it->second;
+        handed_out_.erase(it);
+        if (outcome == BatchOutcome::finished) {
+            log_store_->release(number, end - number);
+        } else {
+            lost_batches_.add();
+            log_.error("disk buffer: events ", number, " to ", end - 1,
+                       " were lost downstream (a node failed or threw); they stay in the buffer and are handed "
+                       "out again at the next start");
+        }
+    }
+    staged_changed_.notify_all();  // released segments may make room for a writer that waits
+}
+
+void DiskBuffer::add_producer() {
+    std::lock_guard lock(mutex_);
+    ++producers_;
+}
+
+void DiskBuffer::producer_done() {
+    {
+        std::lock_guard lock(mutex_);
+        --producers_;
+    }
+    readable_changed_.notify_all();
+}
+
+void DiskBuffer::discard() {
+    std::deque<Staged> discarded;
+    {
+        std::lock_guard lock(mutex_);
+        discarding_ = true;
+        discarded.swap(staged_);
+        for (auto& s : discarded)
+            dropped_.add(s.batch->size());
+        staged_events_ = 0;
+    }
+    staged_changed_.notify_all();
+    readable_changed_.notify_all();
+    for (auto& s : discarded)
+        lose(s.ticket);
+}
+
+std::size_t DiskBuffer::queued_events() const {
+    std::lock_guard lock(mutex_);
+    return staged_events_ + (log_store_ ? log_store_->stats().records : 0);
+}
+
+void DiskBuffer::update_gauges() {
+    if (!log_store_) return;
+    const auto stats = log_store_->stats();
+    events_gauge_.set(static_cast<std::int64_t>(stats.records));
+    bytes_gauge_.set(static_cast<std::int64_t>(stats.bytes));
+    const auto age =
+        stats.oldest == std::chrono::system_clock::time_point{}
+            ? std::chrono::milliseconds(0)
+            : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() - stats.oldest);
+    oldest_age_gauge_.set(age.count());
+}
+
+void DiskBuffer::fail_node(const std::string& reason) {
+    if (fail_) fail_(reason);
+}
+
+}  // namespace hubflow::core

@@ -1,0 +1,116 @@
+#pragma once
+// The disk buffer in front of a filter or sink (`"buffer": {"type": "disk", ...}`): a point of responsibility.
+//
+// Upstream sees a batch finished once its events are synced into the buffer's segment log (SegmentLog, one
+// record per event): from then on the buffer answers for them, across kill -9 and power loss. The node's
+// thread reads them back in order, each read batch tracked by a root ticket of the buffer's own, and a record
+// is released only when its batch ends finished downstream; a segment file goes once all its records are
+// released. So on restart the node gets, before anything new, every event that was accepted and not yet
+// delivered (and, at-least-once, those delivered since the last persisted release: the duplicate window).
+//
+// Threads: producers call push() (it stages and may block while the buffer is full); one writer thread of
+// the buffer's own appends what is staged and syncs it as one commit group (`fsync: batch`: as soon as there is
+// something; `interval`: at most every fsync_interval_ms, so fewer, larger syncs at the cost of latency; the
+// upstream acknowledgement always waits for the sync, so neither mode has a loss window); the node's thread
+// pops; tickets end on any thread.
+//
+// Faults: a write that fails (ENOSPC, EIO, a read-only directory) stops intake with an error naming the file
+// and is retried every second, holding producers back meanwhile (backpressure), never a crash loop; a failed
+// fsync fails the node, since what the kernel dropped cannot be known: its staged events are lost (upstream
+// is told so) and the segments stay on disk for the next start.
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "buffer/segment_log.h"
+#include "config/pipeline.h"
+#include "hubflow/context.h"
+#include "runtime/node_input.h"
+
+namespace hubflow::core {
+
+class DiskBuffer final : public NodeInput, private BatchOrigin {
+public:
+    struct Options {
+        std::filesystem::path dir;
+        std::uint64_t max_bytes = 256ULL << 20;
+        std::chrono::milliseconds fsync_interval{0};  // 0: every commit group as soon as it is staged
+        WhenFull when_full = WhenFull::block;
+        std::size_t read_batch = 1000;          // most events handed to the node at once
+        std::size_t max_staged_events = 10000;  // producers wait beyond this many events not yet written
+        std::chrono::milliseconds retry_interval{1000};
+        std::uint64_t segment_bytes = 32ULL << 20;
+    };
+    // `fail` reports that the node cannot go on; `stopping` is the runtime's shutdown flag (with it set, the
+    // node stops reading the backlog once upstream is done, and the rest waits on disk for the next start).
+    DiskBuffer(Options options, Logger& log, Metrics& metrics, Counter& dropped, const std::atomic<bool>& stopping,
+               std::function<void(const std::string&)> fail, buffer::FileLayer* files = nullptr);
+    ~DiskBuffer() override;
+
+    // Recovers the log and starts the writer. Throws with a sentence naming the file for what cannot be
+    // recovered (a newer format version, an unusable directory); damaged records are set aside and logged.
+    void open();
+
+    Push push(SharedBatch batch, Ticket* ticket) override;
+    Pop pop(SharedBatch& out, Ticket*& ticket, std::chrono::steady_clock::time_point deadline) override;
+    void add_producer() override;
+    void producer_done() override;
+    void discard() override;
+    std::size_t queued_events() const override;
+
+private:
+    struct Staged {
+        SharedBatch batch;
+        Ticket* ticket;
+    };
+    void batch_ended(std::uint64_t number, BatchOutcome outcome) override;
+    void write_loop();
+    // Appends the batches of `group` that fit and syncs them; returns how many (the rest is tried again later:
+    // the buffer is full, or the write failed). Throws SyncFailed.
+    std::size_t commit(std::deque<Staged>& group);
+    void update_gauges();
+    void fail_node(const std::string& reason);
+
+    const Options options_;
+    Logger& log_;
+    Counter& dropped_;
+    const std::atomic<bool>& stopping_;
+    std::function<void(const std::string&)> fail_;
+    std::unique_ptr<buffer::FileLayer> own_files_;
+    buffer::FileLayer& files_;
+    std::unique_ptr<buffer::SegmentLog> log_store_;
+
+    Gauge& events_gauge_;
+    Gauge& bytes_gauge_;
+    Gauge& oldest_age_gauge_;
+    Counter& set_aside_;
+    Counter& write_failures_;
+    Counter& lost_batches_;
+
+    mutable std::mutex mutex_;
+    std::condition_variable staged_changed_;    // the writer waits for work; producers wait for room
+    std::condition_variable readable_changed_;  // the node waits for synced records
+    std::deque<Staged> staged_;
+    std::size_t staged_events_ = 0;
+    int producers_ = 0;
+    bool discarding_ = false;
+    bool failed_ = false;
+    bool writer_idle_ = true;            // nothing staged is being written right now
+    std::uint64_t sync_generation_ = 0;  // counts commits, so the node's thread cannot miss one
+    std::thread writer_;
+
+    // Reader side: the node's thread pops, tickets end anywhere.
+    std::mutex reader_mutex_;
+    std::vector<buffer::Record> records_;
+    std::unordered_map<std::uint64_t, std::uint64_t> handed_out_;  // first seq -> end seq of a batch in flight
+    std::uint64_t set_aside_seen_ = 0;
+};
+
+}  // namespace hubflow::core

@@ -504,13 +504,32 @@ void KafkaSink::lose_unreturned() {
 }
 
 void KafkaSink::deliver(const EventBatch& batch, BatchAck ack) {
-    if (!producer_) throw std::runtime_error("the producer is not running");
+    if (!producer_) {
+        ack.lost(batch.size());
+        throw std::runtime_error("the producer is not running");
+    }
     serve(0);
     resend_returned();
-    if (ack.tracked() && !batch.empty()) pending_.push_back({next_seq_, batch.size(), batch.size(), 0, ack});
+    // The batch's sequence numbers are taken at once, so that a batch given up halfway lends none of its own to
+    // the next one.
+    const std::uint64_t first_seq = next_seq_;
+    next_seq_ += batch.size();
+    if (ack.tracked() && !batch.empty()) pending_.push_back({first_seq, batch.size(), batch.size(), 0, ack});
+    std::size_t i = 0;
+    try {
+        produce_batch(batch, first_seq, i);
+    } catch (...) {
+        // Events not handed to librdkafka are lost; the host reports the batch's failure itself.
+        for (; i < batch.size(); ++i)
+            settle(first_seq + i, Settle::lost);
+        throw;
+    }
+    update_gauge();
+}
 
+void KafkaSink::produce_batch(const EventBatch& batch, std::uint64_t first_seq, std::size_t& i) {
     std::int64_t now_second = -1;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
+    for (; i < batch.size(); ++i) {
         const Event& event = batch[i];
         Message message;
         if (!topic_constant_) {
@@ -540,17 +559,17 @@ void KafkaSink::deliver(const EventBatch& batch, BatchAck ack) {
             message.timestamp_ms = millis_of(event.meta.received_at);
         render_headers(event);
         message.header_values = &header_values_;
-        message.seq = next_seq_++;
+        message.seq = first_seq + i;
 
         if (produce(message) == Produced::gave_up) {
             // Shutting down: the rest is not delivered and stays unsettled, to be sent again after a restart.
             std::uint64_t left = batch.size() - i;
             undelivered_->add(left);
             abandoned_ += left;
-            break;
+            i = batch.size();
+            return;
         }
     }
-    update_gauge();
 }
 
 KafkaSink::Produced KafkaSink::produce(const Message& message) {

@@ -130,6 +130,8 @@ private:
     void destroy_producer();
     rd_kafka_topic_t* topic_handle(const std::string& name);
 
+    // Produces events [i, end) of `batch`; `i` says how far it got when it throws.
+    void produce_batch(const EventBatch& batch, std::uint64_t first_seq, std::size_t& i);
     Produced produce(const Message& message);
     // Blocks in rd_kafka_poll() until a delivery report may have freed room; false once the deadline for
     // giving up (shutdown) has passed.

@@ -500,6 +500,15 @@ TEST_F(KafkaSinkTest, TheIdHeaderIsTheSameWhenTheSameEventsAreSentAgain) {
     EXPECT_EQ(out, "8a4aac2c9775344b2c837119205f99f5");
 }
 
+// A sink that throws has delivered nothing it did not report: the events are lost, so the batch still ends.
+TEST_F(KafkaSinkTest, ABatchRefusedByThrowingIsLost) {
+    configure(with_brokers(R"("topic": "ks.entries")"));
+    AckRecorder acks;
+    EXPECT_THROW(sink.deliver(make_batches(5, 1, 5)[0], acks.ack()), std::runtime_error);  // not started
+    EXPECT_EQ(acks.lost(), 5u);
+    EXPECT_EQ(acks.settled(), 5u);
+}
+
 TEST_F(KafkaSinkTest, IdleTicksServeDeliveryReports) {
     cluster.create_topic("ks.entries", 2);
     configure(with_brokers(R"("topic": "ks.entries")"));

@@ -384,7 +384,10 @@ void WebhookSink::start() {
 }
 
 void WebhookSink::deliver(const EventBatch& batch, BatchAck ack) {
-    if (workers_.empty()) throw std::runtime_error("the sink is not running");
+    if (workers_.empty()) {
+        ack.lost(batch.size());
+        throw std::runtime_error("the sink is not running");
+    }
     const std::uint64_t input = ++inputs_;
     const bool array = settings_.encoding == Encoding::json_array;
     const bool ndjson = settings_.encoding == Encoding::ndjson;

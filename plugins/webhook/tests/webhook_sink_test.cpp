@@ -639,6 +639,15 @@ TEST_F(WebhookSinkTest, TheWebhookIdIsTheSameWhenTheSameEventsAreSentAgain) {
     EXPECT_EQ(receiver.requests()[0].header("webhook-id"), "msg_2902e11244f26d84609643e004e92dc4");  // "i2:e0"
 }
 
+// A sink that throws has delivered nothing it did not report: the events are lost, so the batch still ends.
+TEST_F(WebhookSinkTest, ABatchRefusedByThrowingIsLost) {
+    configure(with_url(""));
+    AckRecorder acks;
+    EXPECT_THROW(sink->deliver(make_batch(0, 3), acks.ack()), std::runtime_error);  // not started
+    EXPECT_EQ(acks.lost(), 3u);
+    EXPECT_EQ(acks.settled(), 3u);
+}
+
 TEST_F(WebhookSinkTest, ConfigErrorsNameTheKey) {
     setenv("HUBFLOW_WEBHOOK_BAD_SECRET", "whsec_not*base64!", 1);
     unsetenv("HUBFLOW_WEBHOOK_UNSET");

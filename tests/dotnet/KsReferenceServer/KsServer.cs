@@ -97,7 +97,8 @@ public sealed class KsServer : IAsyncDisposable
         builder.Services.AddSingleton<IAuthorizationHandler, KsHubAccessHandler>();
         builder.Services.AddAuthorizationBuilder().AddPolicy("ks-hub", p =>
             p.RequireAuthenticatedUser().AddRequirements(new KsHubAccessRequirement()));
-        builder.Services.AddSignalR();
+        // Both hub protocols, as a KS deployment offering MessagePack would; clients pick one in the handshake.
+        builder.Services.AddSignalR().AddMessagePackProtocol();
 
         var app = builder.Build();
         // Counted before anything can refuse, so a test sees every attempt a client made.

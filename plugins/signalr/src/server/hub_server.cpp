@@ -638,6 +638,9 @@ private:
                     on_messagepack_bytes(c, e.payload);
                     return;
                 }
+                // The .NET client writes everything of a MessagePack connection in binary frames, the handshake
+                // included (the JavaScript client sends it as text); ASP.NET Core reads both alike.
+                if (c.state == Connection::State::signalr_handshake) break;
                 server_.metrics_.protocol_errors->add();
                 close_with(c, "Connection closed with an error.", true, 1003,
                            "binary frames are not JSON hub protocol");

@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -116,6 +120,12 @@ public:
             std::lock_guard lock(held_mutex);
             held.emplace_back(ack, batch.size());
         }
+    }
+    static void lose_held() {
+        std::lock_guard lock(held_mutex);
+        for (auto& [ack, n] : held)
+            ack.lost(n);
+        held.clear();
     }
     static void settle_held() {
         std::lock_guard lock(held_mutex);
@@ -288,4 +298,96 @@ TEST_F(DeliveryTest, UnsettledBatchesAtShutdownAreNeverReportedFinished) {
     EXPECT_EQ(ends.size(), 0u);
     AckSink::settle_held();  // a late delivery report still counts while the runtime exists
     ASSERT_TRUE(ends.wait_size(3));
+}
+
+// ---- Disk buffers in the runtime: a point of responsibility.
+
+class DiskBufferNodeTest : public DeliveryTest {
+protected:
+    void SetUp() override {
+        DeliveryTest::SetUp();
+        dir =
+            std::filesystem::temp_directory_path() / ("hubflow-disk-node-" + std::to_string(::getpid()) + "-" +
+                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(dir);
+    }
+    void TearDown() override {
+        DeliveryTest::TearDown();
+        std::filesystem::remove_all(dir);
+    }
+    std::string pipeline(int batches, const std::string& sink, const std::string& extra = "") {
+        return R"({"data_dir": ")" + dir.string() + R"(", "sources": {"in": {"type": "tracked", "batches": )" +
+               std::to_string(batches) + R"(}}, "sinks": {"out": {"type": ")" + sink +
+               R"(", "inputs": ["in"], "buffer": {"type": "disk", "max_bytes": 1048576}}, )" + extra +
+               R"("spare": {"type": "store", "inputs": ["in"]}}})";
+    }
+    std::filesystem::path dir;
+};
+
+TEST_F(DiskBufferNodeTest, UpstreamFinishesOnceSyncedAndWhatWasNotDeliveredComesBackAfterARestart) {
+    {
+        PipelineSpec spec = load(pipeline(20, "acking\", \"mode\": \"hold"));
+        Runtime rt(spec, registry, log);
+        ASSERT_TRUE(rt.build());
+        EXPECT_TRUE(rt.run().ok());
+        // The sink holds every event, yet the source's batches are finished: the buffer answers for them.
+        ASSERT_TRUE(ends.wait_size(20));
+        EXPECT_EQ(ends.count(BatchOutcome::finished), 20u);
+        ASSERT_FALSE(AckSink::held.empty());
+        AckSink::lose_held();  // the sink gives up: the buffer keeps them for the next start
+        EXPECT_TRUE(log_text.str().find("stay in the buffer") != std::string::npos) << log_text.str();
+    }
+    rec.received.clear();
+    {
+        PipelineSpec spec = load(pipeline(0, "store"));
+        Runtime rt(spec, registry, log);
+        ASSERT_TRUE(rt.build());
+        EXPECT_TRUE(rt.run().ok());
+        ASSERT_EQ(rec.count("out"), 60u) << "the backlog of the first run";
+        EXPECT_EQ(rec.received["out"].front().meta.id, "0.0");
+        EXPECT_EQ(rec.received["out"].back().meta.id, "19.2");
+        EXPECT_EQ(rec.received["out"].front().meta.source, "in") << "metadata survives the disk";
+    }
+    rec.received.clear();
+    ends.ended.clear();  // batch numbers start again in a new run
+    {
+        PipelineSpec spec = load(pipeline(1, "store"));
+        Runtime rt(spec, registry, log);
+        ASSERT_TRUE(rt.build());
+        EXPECT_TRUE(rt.run().ok());
+        EXPECT_EQ(rec.count("out"), 3u) << "delivered events are released, never handed out again";
+    }
+}
+
+TEST_F(DiskBufferNodeTest, ABufferThatCannotBeOpenedFailsItsNodeOnlyAndNamesThePath) {
+    std::filesystem::create_directories(dir / "out");
+    std::ofstream(dir / "out" / "buffer") << "a file where the buffer's directory should be";
+    PipelineSpec spec = load(pipeline(5, "store"));
+    Runtime rt(spec, registry, log);
+    ASSERT_TRUE(rt.build());
+    RunResult r = rt.run();
+    EXPECT_EQ(r.failed_nodes, std::vector<std::string>{"out"});
+    EXPECT_EQ(rec.count("spare"), 15u) << "the other sink keeps running";
+    EXPECT_NE(log_text.str().find((dir / "out" / "buffer").string()), std::string::npos) << log_text.str();
+    ASSERT_TRUE(ends.wait_size(5));
+    EXPECT_EQ(ends.count(BatchOutcome::lost), 5u) << "nothing reached the failed node's buffer";
+}
+
+TEST_F(DiskBufferNodeTest, ConfigErrorsNameTheKey) {
+    for (const auto& [buffer, key] : std::vector<std::pair<std::string, std::string>>{
+             {R"({"type": "tape"})", "buffer.type"},
+             {R"({"max_bytes": 1048576})", "buffer"},
+             {R"({"type": "disk", "max_bytes": 1000})", "buffer.max_bytes"},
+             {R"({"type": "disk", "fsync": "sometimes"})", "buffer.fsync"},
+             {R"({"type": "disk", "fsync_interval_ms": 10})", "buffer.fsync_interval_ms"}}) {
+        Diagnostics diags("test.json");
+        auto doc = parse_pipeline_text(R"({"sources": {"in": {"type": "tracked"}}, "sinks": {"out": {"type":
+            "store", "inputs": ["in"], "buffer": )" +
+                                           buffer + "}}}",
+                                       [](const std::string&) { return std::nullopt; }, diags);
+        ASSERT_TRUE(doc.has_value());
+        validate_pipeline(*doc, registry, diags);
+        EXPECT_NE(diags.to_string().find("node 'out', key '" + key + "'"), std::string::npos)
+            << buffer << " -> " << diags.to_string();
+    }
 }

@@ -8,6 +8,7 @@
 
 #include "entry_frames.h"
 #include "hubflow/json.h"
+#include "protocol/msgpack_protocol.h"
 #include "protocol/utf8.h"
 
 namespace {
@@ -97,6 +98,56 @@ void BM_ParseMessage(benchmark::State& state) {
     per_event(state, bytes);
 }
 BENCHMARK(BM_ParseMessage);
+
+// The same events as MessagePack messages (what a hub sends a source with `protocol: "messagepack"`), without
+// their size prefixes: one message into a HubMessage, the string argument copied into the reused buffer.
+std::vector<std::string> messagepack_messages() {
+    std::vector<std::string> out;
+    for (const auto& p : payloads()) {
+        std::string m;
+        signalr::messagepack::append_invocation(m, "ReceiveMessage", p);
+        std::uint32_t length = 0;
+        std::size_t prefix = 0;
+        signalr::messagepack::read_length_prefix(m, length, prefix);
+        out.push_back(m.substr(prefix));
+    }
+    return out;
+}
+
+void BM_ParseMessagePack(benchmark::State& state) {
+    const auto input = messagepack_messages();
+    std::size_t bytes = 0;
+    for (const auto& m : input)
+        bytes += m.size();
+    signalr::HubMessage message;
+    std::string error;
+    for (auto _ : state)
+        for (const auto& m : input)
+            benchmark::DoNotOptimize(signalr::messagepack::parse_message(m, message, error));
+    per_event(state, bytes);
+}
+BENCHMARK(BM_ParseMessagePack);
+
+// Binary WebSocket payloads of many prefixed messages, as recv() hands them over, cut into messages and parsed:
+// the source's whole per-event MessagePack work after the frame decoder.
+void BM_MessagePackStream(benchmark::State& state) {
+    std::string stream;
+    for (const auto& p : payloads())
+        signalr::messagepack::append_invocation(stream, "ReceiveMessage", p);
+    signalr::HubMessage message;
+    std::string error;
+    for (auto _ : state) {
+        signalr::messagepack::MessageReader reader(1 << 20);
+        for (std::size_t at = 0; at < stream.size(); at += kReadSize) {
+            reader.feed(std::string_view(stream).substr(at, kReadSize));
+            std::string_view body;
+            while (reader.next(body))
+                benchmark::DoNotOptimize(signalr::messagepack::parse_message(body, message, error));
+        }
+    }
+    per_event(state, stream.size());
+}
+BENCHMARK(BM_MessagePackStream);
 
 // The event's user_id and id out of its payload, as the source sets its metadata.
 void BM_EventIds(benchmark::State& state) {

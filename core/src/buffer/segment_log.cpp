@@ -473,7 +473,7 @@ RecoveryReport SegmentLog::open() {
         Found f;
         f.path = path;
         f.segment.id = id;
-        f.file = files_.open(path, OpenMode::read_write);
+        f.file = files_.open(path, OpenMode::read);
         f.size = f.file->size();
         if (f.size < format::segment_header_size) {
             f.file.reset();
@@ -531,7 +531,11 @@ RecoveryReport SegmentLog::open() {
     std::optional<PendingTail> pending_tail;  // a damaged tail of an older segment: ends where the next begins
     auto settle_tail = [&](std::uint64_t end_seq) {
         if (!pending_tail) return;
-        std::uint64_t lost = mark_released_locked(pending_tail->first_seq, std::max(end_seq, pending_tail->first_seq));
+        // The seqs up to the next segment, but no more than the damaged bytes could hold (the segments between
+        // may have been released and deleted).
+        end_seq = std::clamp(end_seq, pending_tail->first_seq,
+                             pending_tail->first_seq + pending_tail->length / format::record_header_size + 1);
+        std::uint64_t lost = mark_released_locked(pending_tail->first_seq, end_seq);
         report.records_set_aside += lost;
         report.problems.push_back({RecoveryReport::Problem::Kind::damaged_tail, pending_tail->path,
                                    pending_tail->offset, pending_tail->length, pending_tail->first_seq,
@@ -578,10 +582,13 @@ RecoveryReport SegmentLog::open() {
             if (step.next >= f.size) {
                 if (newest) {
                     report.torn_bytes_cut += f.size - pos;
-                    report.problems.push_back({RecoveryReport::Problem::Kind::torn_tail, f.path, pos, f.size - pos, 0,
-                                               0, 0, "bytes after the last good record (a write cut short)"});
-                    f.file->truncate(pos);
-                    f.size = pos;
+                    // A bit flip in the newest record looks the same; first_seq says which record that would be.
+                    report.problems.push_back({RecoveryReport::Problem::Kind::torn_tail, f.path, pos, f.size - pos,
+                                               expected, expected, 0,
+                                               "bytes after the last good record (a write cut short)"});
+                    // Left in the file, never read: recovery changes no segment, so a crash during open() or
+                    // a bit flip taken for a torn write destroys nothing, and the next open() reports it again.
+                    seg.skip.emplace_back(pos, f.size);
                 } else {
                     pending_tail = PendingTail{f.path, pos, f.size - pos, expected};
                     seg.skip.emplace_back(pos, f.size);
@@ -644,8 +651,7 @@ RecoveryReport SegmentLog::open() {
     for (const auto& seg : segments_)
         segment_bytes_on_disk_ += seg.file_bytes;
     if (!segments_.empty()) last_id_ = segments_.back().id;
-    for (const auto& path : take_deletable_locked())
-        files_.remove(path);
+    const std::vector<fs::path> deletable = take_deletable_locked();
 
     next_seq_ = next;
     synced_end_ = next;
@@ -664,6 +670,8 @@ RecoveryReport SegmentLog::open() {
     // Written even when unchanged: this is also where an unwritable directory shows.
     ledger_dirty_ = true;
     persist_ledger(true);
+    for (const auto& path : deletable)
+        files_.remove(path);
     return report;
 }
 
@@ -987,6 +995,15 @@ void SegmentLog::release(std::uint64_t first_seq, std::uint64_t count) {
         std::uint64_t added = mark_released_locked(first_seq, first_seq + count);
         live_records_ -= std::min(live_records_, added);
         deletable = take_deletable_locked();
+    }
+    if (!deletable.empty()) {
+        // The ledger first: a segment is deleted only once its release is durable, so its records can never
+        // reappear after a crash, whichever of the two reaches the disk first (once per segment, so cheap).
+        try {
+            persist_ledger(true);
+        } catch (const WriteFailed&) {
+            return;  // the files stay; released in memory, the next open() deletes them once the ledger says so
+        }
     }
     for (const auto& path : deletable) {
         try {

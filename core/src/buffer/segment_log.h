@@ -111,9 +111,9 @@ struct RecoveryReport {
     std::uint64_t bytes = 0;    // bytes of segment files kept
     std::uint64_t segments = 0;
     std::uint64_t records_set_aside = 0;  // unreleased records lost to damage (sum of Problem::records)
-    std::uint64_t torn_bytes_cut = 0;
-    std::uint64_t next_seq = 0;     // the sequence number the next append gets
-    std::vector<Problem> problems;  // set-aside bytes are also copied to <dir>/set-aside/
+    std::uint64_t torn_bytes_cut = 0;     // torn tails, left in their files and never read
+    std::uint64_t next_seq = 0;           // the sequence number the next append gets
+    std::vector<Problem> problems;        // set-aside bytes are also copied to <dir>/set-aside/
 };
 
 struct Record {

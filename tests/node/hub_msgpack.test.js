@@ -73,8 +73,9 @@ function startHub() {
   });
 }
 
-// A raw WebSocket speaking MessagePack: every frame kept as {binary, data}.
-async function rawMessagePack(hubPath) {
+// A raw WebSocket speaking MessagePack: every frame kept as {binary, data}. The handshake goes as text (the
+// JavaScript client) or, with `first` (bytes to follow it), in one binary frame (the .NET client).
+async function rawMessagePack(hubPath, first = null) {
   const ws = new WebSocket(`${baseUrl.replace("http", "ws")}${hubPath}`, {
     headers: { Authorization: `Bearer ${mintToken(HUBFLOW, SECRET, "admin")}` },
     perMessageDeflate: false,
@@ -84,7 +85,9 @@ async function rawMessagePack(hubPath) {
   ws.on("message", (data) => frames.push({ binary: typeof data !== "string", data: Buffer.from(data) }));
   ws.closed = new Promise((r) => ws.on("close", (code) => r(code)));
   await new Promise((resolve, reject) => { ws.on("open", resolve); ws.on("error", reject); });
-  ws.send('{"protocol":"messagepack","version":1}' + RS);
+  const handshake = '{"protocol":"messagepack","version":1}' + RS;
+  if (first) ws.send(Buffer.concat([Buffer.from(handshake), first]));
+  else ws.send(handshake);
   return { ws, frames };
 }
 
@@ -190,6 +193,25 @@ test("on the wire: binary frames, the reference layout, pings, and a Close for a
   const close = decodeAll(frames.slice(1)).find((m) => m[0] === 7);
   assert.deepEqual(close, [7, "Connection closed with an error.", true]);
   assert.equal(code, 1000);
+});
+
+test("a binary handshake with a message after it, and a message split across WebSocket messages", async () => {
+  const prefixed = (array) => {
+    const body = msgpack.encode(array);
+    return Buffer.concat([Buffer.from([body.length]), body]);
+  };
+  const { ws, frames } = await rawMessagePack(`/v1/hub/entries?site_id=${SITE_B}`, prefixed([1, {}, "a", "X", []]));
+  const completions = () => decodeAll([{ data: frames[0].data.subarray(3) }, ...frames.slice(1)]).filter((m) => m[0] === 3);
+  await waitFor(() => frames.length >= 1 && completions().length === 1, 5000, "the Completion for the first call");
+  // ASP.NET Core reads the protocol as a byte stream; so does hubflow.
+  const split = prefixed([1, {}, "b", "Y", []]);
+  ws.send(split.subarray(0, 1));
+  ws.send(split.subarray(1, 7));
+  ws.send(Buffer.concat([split.subarray(7), prefixed([6])]));
+  await waitFor(() => completions().length === 2, 5000, "the Completion for the split call");
+  assert.deepEqual(completions().map((m) => m[2]), ["a", "b"]);
+  ws.close();
+  await ws.closed;
 });
 
 test("a MessagePack message over max_message_bytes closes the connection with a Close", async () => {

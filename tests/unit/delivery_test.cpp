@@ -13,6 +13,7 @@
 
 #include "config/pipeline.h"
 #include "fake_components.h"
+#include "plugins/plugin_loader.h"
 #include "runtime/runtime.h"
 
 using namespace hubflow;
@@ -389,5 +390,41 @@ TEST_F(DiskBufferNodeTest, ConfigErrorsNameTheKey) {
         validate_pipeline(*doc, registry, diags);
         EXPECT_NE(diags.to_string().find("node 'out', key '" + key + "'"), std::string::npos)
             << buffer << " -> " << diags.to_string();
+    }
+}
+
+// ---- A plugin built for SDK 1.1 (tests/plugins/sdk_1_1) keeps loading and gets the 1.1 promise: delivered
+// when write() returns, also behind a disk buffer.
+
+TEST_F(DiskBufferNodeTest, APluginBuiltForSdk11LoadsAndDeliversWhenWriteReturns) {
+    const std::filesystem::path legacy_dir = HUBFLOW_TEST_LEGACY_DIR;
+    auto marker = read_abi_marker(legacy_dir / "legacy_sdk_1_1.so");
+    ASSERT_TRUE(marker.has_value());
+    EXPECT_EQ(marker->major, 1);
+    EXPECT_EQ(marker->minor, 1);
+    PluginLoader loader(registry);
+    loader.load_directory(legacy_dir);
+    ASSERT_TRUE(loader.refusals().empty()) << loader.refusals().front().reason;
+    ASSERT_NE(registry.find("legacy_lines"), nullptr);
+
+    std::filesystem::create_directories(dir);
+    const auto lines = dir / "lines.txt";
+    for (const std::string buffer : {"", R"(, "buffer": {"type": "disk", "max_bytes": 1048576})"}) {
+        std::filesystem::remove(lines);
+        ends.ended.clear();
+        PipelineSpec spec = load(R"({"data_dir": ")" + dir.string() +
+                                 R"(", "sources": {"in": {"type": "tracked", "batches": 10}},
+            "sinks": {"old": {"type": "legacy_lines", "path": ")" +
+                                 lines.string() + R"(", "inputs": ["in"])" + buffer + "}}}");
+        Runtime rt(spec, registry, log);
+        ASSERT_TRUE(rt.build());
+        EXPECT_TRUE(rt.run().ok());
+        ASSERT_TRUE(ends.wait_size(10)) << buffer;
+        EXPECT_EQ(ends.count(BatchOutcome::finished), 10u) << buffer;
+        std::ifstream in(lines);
+        std::size_t n = 0;
+        for (std::string line; std::getline(in, line);)
+            ++n;
+        EXPECT_EQ(n, 30u) << buffer;
     }
 }

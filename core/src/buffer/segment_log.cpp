@@ -354,6 +354,13 @@ void SegmentLog::write_ledger(const std::string& bytes) {
         file = files_.open(tmp, OpenMode::create_replace);
         file->append(bytes);
     } catch (const FileError& e) {
+        if (file) {
+            file.reset();
+            try {
+                files_.remove(tmp);       // give the space back
+            } catch (const FileError&) {  // NOLINT(bugprone-empty-catch): the next open() removes it
+            }
+        }
         throw WriteFailed(e);
     }
     try {
@@ -650,7 +657,8 @@ RecoveryReport SegmentLog::open() {
         ids_in_use_.insert(seg.id);
     for (const auto& seg : segments_)
         segment_bytes_on_disk_ += seg.file_bytes;
-    if (!segments_.empty()) last_id_ = segments_.back().id;
+    // Ids follow the newest segment; a new directory starts at 0.
+    last_id_ = segments_.empty() ? options_.max_segment_ids - 1 : segments_.back().id;
     const std::vector<fs::path> deletable = take_deletable_locked();
 
     next_seq_ = next;
@@ -669,7 +677,13 @@ RecoveryReport SegmentLog::open() {
     opened_ = true;
     // Written even when unchanged: this is also where an unwritable directory shows.
     ledger_dirty_ = true;
-    persist_ledger(true);
+    try {
+        persist_ledger(true);
+    } catch (const WriteFailed& e) {
+        // A full disk must not keep the buffer from starting (and draining, which frees it); anything else
+        // (a read-only or inaccessible directory) is an unusable directory.
+        if (e.error() != ENOSPC && e.error() != EDQUOT) throw;
+    }
     for (const auto& path : deletable)
         files_.remove(path);
     return report;
@@ -1001,8 +1015,8 @@ void SegmentLog::release(std::uint64_t first_seq, std::uint64_t count) {
         // reappear after a crash, whichever of the two reaches the disk first (once per segment, so cheap).
         try {
             persist_ledger(true);
-        } catch (const WriteFailed&) {
-            return;  // the files stay; released in memory, the next open() deletes them once the ledger says so
+        } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch)
+            // A full disk: deleting is what frees it, and is safe in either order (README.md).
         }
     }
     for (const auto& path : deletable) {

@@ -205,10 +205,9 @@ public sealed class HubClientTests : IAsyncLifetime
         var hub = StartHub("hub1", port);
         await hub.ListeningPortAsync();
         var c = Connect($"http://127.0.0.1:{port}/v1/hub/entries?site_id={SiteA}", _tokens.Token("admin"), reconnect: true);
-        Exception? reconnectingCause = null;
         bool reconnecting = false, reconnected = false, closed = false;
         Exception? closedCause = null;
-        c.connection.Reconnecting += e => { reconnectingCause = e; reconnecting = true; return Task.CompletedTask; };
+        c.connection.Reconnecting += _ => { reconnecting = true; return Task.CompletedTask; };
         c.connection.Reconnected += _ => { reconnected = true; return Task.CompletedTask; };
         c.connection.Closed += e => { closedCause = e; closed = true; return Task.CompletedTask; };
         await c.connection.StartAsync();
@@ -232,6 +231,37 @@ public sealed class HubClientTests : IAsyncLifetime
         Assert.Null(closedCause);
         Assert.Equal(HubConnectionState.Disconnected, c.connection.State);
         Assert.Equal(0, await hub2.StopAsync());
-        Assert.NotNull(reconnectingCause);
+    }
+
+    // The same client code against ASP.NET Core itself (the reference server): what the client sees there is
+    // what it sees from hubflow, so the reference server is a fair stand-in for KS in the other suites.
+    [Fact]
+    public async Task TheSameClientCodeAgainstAspNetCoreGetsTheSameEventsAndRefusals()
+    {
+        await using var server = await KsReferenceServer.KsServer.StartAsync(new KsReferenceServer.KsServerOptions
+        {
+            JwksFile = _jwksFile, RolesFile = _rolesFile, Issuer = TokenFactory.Issuer, Audience = TokenFactory.Audience,
+        });
+        var site = Connect($"{server.BaseUrl}/v1/hub/entries?site_id={SiteA}", _tokens.Token("admin"));
+        var user = Connect($"{server.BaseUrl}/v1/hub/incidents?site_id={SiteA}&user_id=admin", _tokens.Token("admin"));
+        await Task.WhenAll(site.connection.StartAsync(), user.connection.StartAsync());
+        var entry = KsReferenceServer.KsEvents.Entry("e1", "admin");
+        var incident = KsReferenceServer.KsEvents.Incident("i1");
+        await server.PublishAsync("entries", SiteA, "admin", entry);
+        await server.PublishAsync("incidents", SiteA, "admin", incident);
+        await Wait.UntilAsync(() => site.messages.Count == 1 && user.messages.Count == 1, Patience, "both events");
+        Assert.Equal(entry, site.messages.Single().ToJsonString());
+        Assert.Equal(incident, user.messages.Single().ToJsonString());
+        await Task.WhenAll(site.connection.StopAsync(), user.connection.StopAsync());
+
+        var expired = TokenFactory.Claims("admin");
+        expired["nbf"] = TokenFactory.Now - 7200;
+        expired["exp"] = TokenFactory.Now - 3600;
+        foreach (var (token, status) in new[] { (_tokens.Sign(TokenFactory.Header(), expired), 401), (_tokens.Token("guest"), 403) })
+        {
+            var refused = Connect($"{server.BaseUrl}/v1/hub/entries?site_id={SiteA}", token);
+            var e = await Assert.ThrowsAsync<WebSocketException>(() => refused.connection.StartAsync());
+            Assert.Equal(Refused(status), e.Message);
+        }
     }
 }

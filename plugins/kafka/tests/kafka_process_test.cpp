@@ -62,6 +62,58 @@ TEST_F(KafkaProcess, GeneratorToKafkaDeliversEveryEventOnce) {
     EXPECT_EQ(ids.size(), 20000u) << "an event arrived twice";
 }
 
+// Acknowledgements end to end: `tail` checkpoints only lines whose events the brokers acknowledged. A run with
+// every broker down delivers nothing and moves no checkpoint; the next run, brokers back, sends every line
+// from the start; a third run finds nothing left to send.
+TEST_F(KafkaProcess, TailCheckpointsOnlyWhatTheBrokersAcknowledged) {
+    MockCluster cluster(3);
+    cluster.create_topic("ks.entry", 2);
+    const int count = 500;
+    std::string lines;
+    for (int i = 0; i < count; ++i)
+        lines += R"({"id":"e)" + std::to_string(i) + R"(","kind":"entry","site_id":"s)" + std::to_string(i % 7) +
+                 R"(","seq":)" + std::to_string(i) + "}\n";
+    const std::string events = write("events.jsonl", lines);
+    std::string pipeline = write("pipeline.json", R"({
+      "data_dir": ")" + (dir / "data").string() +
+                                                      R"(",
+      "sources": {"in": {"type": "tail", "path": ")" + events +
+                                                      R"(", "follow": false, "checkpoint": true,
+                         "drain_wait_ms": 300}},
+      "sinks": {"bus": {"type": "kafka", "inputs": ["in"], "brokers": "${KAFKA_BROKERS}", "topic": "ks.{kind}",
+                        "flush_timeout_ms": 300}}
+    })");
+    const std::map<std::string, std::string> env = {{"KAFKA_BROKERS", cluster.bootstraps()}};
+
+    for (int b = 1; b <= 3; ++b)
+        cluster.set_down(b);
+    {
+        // A tail that reads to the end finishes once its lines are finished: here never, so it is stopped.
+        hubflow::test::Process down(hubflow_bin, {"run", pipeline}, env);
+        ASSERT_TRUE(down.wait_for_err("_ALL_BROKERS_DOWN", 20s)) << down.err();
+        down.signal(SIGTERM);
+        ASSERT_TRUE(down.wait(20s).has_value()) << down.err();
+        EXPECT_EQ(logged_counter(down.err(), "bus", "delivered_events"), 0u) << down.err();
+        EXPECT_EQ(logged_counter(down.err(), "bus", "undelivered_events"), static_cast<std::uint64_t>(count))
+            << down.err();
+    }
+
+    for (int b = 1; b <= 3; ++b)
+        cluster.set_up(b);
+    auto up = hubflow::test::run_program(hubflow_bin, {"run", pipeline}, env);
+    ASSERT_EQ(up.code, 0) << up.err;
+    EXPECT_EQ(logged_counter(up.err, "bus", "delivered_events"), static_cast<std::uint64_t>(count)) << up.err;
+
+    auto again = hubflow::test::run_program(hubflow_bin, {"run", pipeline}, env);
+    ASSERT_EQ(again.code, 0) << again.err;
+    EXPECT_EQ(logged_counter(again.err, "bus", "received_events"), 0u) << again.err;
+
+    std::set<std::string> ids;
+    for (const auto& record : consume_all(cluster.bootstraps(), "ks.entry", 2))
+        ids.insert(record.headers.at("hubflow-id"));
+    EXPECT_EQ(ids.size(), static_cast<std::size_t>(count));
+}
+
 TEST_F(KafkaProcess, ValidateNamesNodeAndKeyOfABadProperty) {
     std::string pipeline = write("pipeline.json", R"({
       "sources": {"gen": {"type": "generator", "count": 1}},

@@ -11,6 +11,7 @@
 #include "hubflow/testing/fake_context.h"
 #include "hubflow/testing/node_config.h"
 #include "protocol/hub_protocol.h"
+#include "protocol/msgpack_protocol.h"
 #include "protocol/websocket.h"
 
 namespace hubflow::signalr {
@@ -19,11 +20,14 @@ namespace {
 using namespace std::chrono_literals;
 
 // Accepts one client, completes the upgrade and the handshake, sends `first_frame` (which carries the
-// handshake answer), then records the client's records until it sends a WebSocket close.
+// handshake answer; in a binary frame for `messagepack`), then records the client's records (or the types of its
+// MessagePack messages) until it sends a WebSocket close.
 class OneShotHub {
 public:
-    explicit OneShotHub(std::string first_frame)
-        : socket_(Poco::Net::SocketAddress("127.0.0.1", 0)), first_frame_(std::move(first_frame)) {
+    explicit OneShotHub(std::string first_frame, bool messagepack = false)
+        : socket_(Poco::Net::SocketAddress("127.0.0.1", 0)),
+          first_frame_(std::move(first_frame)),
+          messagepack_(messagepack) {
         thread_ = std::thread([this] { serve(); });
     }
     ~OneShotHub() {
@@ -32,12 +36,14 @@ public:
     }
     std::uint16_t port() const { return socket_.address().port(); }
 
-    std::string request_head;           // the upgrade request as received
-    std::vector<std::string> records;   // what the client sent after its handshake
-    std::uint16_t close_code = 0;       // the client's WebSocket close
-    std::atomic<bool> pinged{false};    // a SignalR ping arrived (the client's loop is running)
-    std::atomic<bool> finished{false};  // the client closed
-    std::string error;                  // why the hub gave up, if it did
+    std::string request_head;            // the upgrade request as received
+    std::vector<std::string> records;    // what the client sent after its handshake
+    std::vector<int> messagepack_types;  // the same, for a MessagePack client
+    std::string handshake;               // the client's handshake request
+    std::uint16_t close_code = 0;        // the client's WebSocket close
+    std::atomic<bool> pinged{false};     // a SignalR ping arrived (the client's loop is running)
+    std::atomic<bool> finished{false};   // the client closed
+    std::string error;                   // why the hub gave up, if it did
 
 private:
     void serve() {
@@ -71,6 +77,9 @@ private:
         client.sendBytes(answer.data(), static_cast<int>(answer.size()));
 
         FrameDecoder decoder(Endpoint::server, 1 << 20);
+        messagepack::MessageReader reader(1 << 20);
+        HubMessage message;
+        std::string parse_error;
         std::vector<WsEvent> events;
         bool handshaken = false;
         while (!expired()) {
@@ -86,14 +95,25 @@ private:
                     finished = true;
                     return;
                 }
+                if (e.kind == WsEvent::binary && handshaken && messagepack_) {
+                    reader.feed(e.payload);
+                    std::string_view body;
+                    while (reader.next(body)) {
+                        if (!messagepack::parse_message(body, message, parse_error)) return void(error = parse_error);
+                        messagepack_types.push_back(message.type);
+                        if (message.type == message_type::ping) pinged = true;
+                    }
+                    continue;
+                }
                 if (e.kind != WsEvent::text) continue;
                 RecordSplitter split(e.payload);
                 std::string_view record;
                 while (split.next(record)) {
                     if (!handshaken) {
                         handshaken = true;
+                        handshake = record;
                         std::string frame;
-                        append_frame(frame, Opcode::text, first_frame_);
+                        append_frame(frame, messagepack_ ? Opcode::binary : Opcode::text, first_frame_);
                         client.sendBytes(frame.data(), static_cast<int>(frame.size()));
                         continue;
                     }
@@ -107,6 +127,7 @@ private:
 
     Poco::Net::ServerSocket socket_;
     std::string first_frame_;
+    bool messagepack_;
     std::atomic<bool> done_{false};
     std::thread thread_;
 };
@@ -175,6 +196,49 @@ TEST(SignalrSourceEvents, PayloadAndMetadataFromOneBatchedFrameThenAGoodbye) {
     EXPECT_EQ(context.metric_registry.counters["connect_attempts"].value(), 1u);
     EXPECT_EQ(context.metric_registry.gauges["connected"].value(), 0);
     EXPECT_FALSE(context.logger.contains("secret-token-value"));
+}
+
+TEST(SignalrSourceEvents, MessagePackPayloadsAndMetadataThenAMessagePackGoodbye) {
+    // The handshake answer and the messages in one binary frame, as ASP.NET Core may send them.
+    std::string frame = handshake_response();
+    messagepack::append_invocation(frame, "ReceiveMessage", R"({"id":"e1","user_id":"u1","text":"\u00e9 \"q\""})");
+    messagepack::append_ping(frame);
+    messagepack::append_invocation(frame, "SomethingElse", R"({"id":"ignored"})");
+    messagepack::append_invocation(frame, "receivemessage", R"({"id":"e2"})");
+    OneShotHub hub(frame, true);
+
+    testing::FakeContext context("ks");
+    Value config =
+        testing::node_config(SignalrSource::describe(), R"({"url": "ws://127.0.0.1:)" + std::to_string(hub.port()) +
+                                                            R"(/v1/hub/entries?site_id=S2", "ping_interval_s": 0.05,
+                                          "protocol": "messagepack"})");
+    SignalrSource source;
+    source.configure(ConfigView(config), context);
+    std::thread runner([&] { source.run(); });
+    const bool pinged = wait_until([&] { return hub.pinged.load(); }, 10s);
+    context.stop_requested = true;
+    runner.join();
+    ASSERT_TRUE(pinged) << hub.error;
+    ASSERT_TRUE(wait_until([&] { return hub.finished.load(); }, 5s)) << hub.error;
+
+    EXPECT_EQ(hub.handshake, R"({"protocol":"messagepack","version":1})");
+    const auto& events = context.emitted[""];
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].payload, R"({"id":"e1","user_id":"u1","text":"\u00e9 \"q\""})");
+    EXPECT_EQ(events[0].meta.id, "e1");
+    EXPECT_EQ(events[0].meta.user_id, "u1");
+    EXPECT_EQ(events[1].payload, R"({"id":"e2"})");
+    EXPECT_EQ(events[1].meta.id, "e2");
+    for (const Event& e : events) {
+        EXPECT_EQ(e.meta.kind, "entry");
+        EXPECT_EQ(e.meta.site_id, "S2");
+    }
+    // Pings while open, then a MessagePack Close and a WebSocket close with 1000.
+    ASSERT_FALSE(hub.messagepack_types.empty());
+    EXPECT_EQ(hub.messagepack_types.front(), message_type::ping);
+    EXPECT_EQ(hub.messagepack_types.back(), message_type::close);
+    EXPECT_EQ(hub.close_code, close_code::normal);
+    EXPECT_EQ(context.metric_registry.counters["protocol_errors"].value(), 0u);
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -77,6 +79,59 @@ TEST_F(WebhookProcess, TheSameEventsCarryTheSameWebhookIdsInTheNextRun) {
     }
     EXPECT_EQ(ids[0].size(), 300u);
     EXPECT_EQ(ids[0], ids[1]);
+}
+
+// Acknowledgements end to end: `tail` checkpoints only lines whose events the receiver answered with a 2xx. A
+// run against a receiver that answers 503 delivers nothing and moves no checkpoint; the next run sends every
+// line from the start, the ones tried before with the same webhook-ids; a third run finds nothing left.
+TEST_F(WebhookProcess, TailCheckpointsOnlyWhatTheReceiverAccepted) {
+    const int count = 300;
+    std::string lines;
+    for (int i = 0; i < count; ++i)
+        lines += R"({"id":"e)" + std::to_string(i) + R"(","kind":"entry","seq":)" + std::to_string(i) + "}\n";
+    const std::string events = write("events.jsonl", lines);
+    Receiver receiver;
+    std::atomic<bool> up{false};
+    receiver.respond([&](const Received&, int) { return up ? Reply{200} : Reply{503, "down"}; });
+    std::string pipeline = write("pipeline.json", R"({
+      "data_dir": ")" + (dir / "data").string() +
+                                                      R"(",
+      "sources": {"in": {"type": "tail", "path": ")" + events +
+                                                      R"(", "follow": false, "checkpoint": true,
+                         "drain_wait_ms": 300}},
+      "sinks": {"hook": {"type": "webhook", "inputs": ["in"], "url": ")" +
+                                                      receiver.url() +
+                                                      R"(", "max_in_flight": 2,
+                         "retry": {"initial_ms": 10, "max_ms": 50}, "flush_timeout_ms": 300}}
+    })");
+    {
+        // A tail that reads to the end finishes once its lines are finished: here never, so it is stopped.
+        hubflow::test::Process down(hubflow_bin, {"run", pipeline});
+        ASSERT_TRUE(receiver.wait_for_requests(10, std::chrono::seconds(20)));
+        down.signal(SIGTERM);
+        ASSERT_TRUE(down.wait(std::chrono::seconds(20)).has_value()) << down.err();
+        EXPECT_EQ(logged_counter(down.err(), "hook", "delivered_events"), 0u) << down.err();
+    }
+    std::set<std::string> tried;
+    for (const auto& r : receiver.requests())
+        tried.insert(r.header("webhook-id"));
+    const std::size_t before = receiver.count();
+
+    up = true;
+    auto r = hubflow::test::run_program(hubflow_bin, {"run", pipeline});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(logged_counter(r.err, "hook", "delivered_events"), static_cast<std::uint64_t>(count)) << r.err;
+    std::set<std::string> delivered;
+    auto requests = receiver.requests();
+    for (std::size_t i = before; i < requests.size(); ++i)
+        delivered.insert(requests[i].header("webhook-id"));
+    EXPECT_EQ(delivered.size(), static_cast<std::size_t>(count));
+    for (const auto& id : tried)
+        EXPECT_TRUE(delivered.count(id)) << id << " came back with another webhook-id";
+
+    auto again = hubflow::test::run_program(hubflow_bin, {"run", pipeline});
+    ASSERT_EQ(again.code, 0) << again.err;
+    EXPECT_EQ(logged_counter(again.err, "hook", "received_events"), 0u) << again.err;
 }
 
 TEST_F(WebhookProcess, ValidateNamesNodeAndKey) {

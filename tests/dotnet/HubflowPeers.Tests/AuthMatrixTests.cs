@@ -79,6 +79,12 @@ public sealed class AuthMatrixTests(ITestOutputHelper output) : IAsyncLifetime
             "default TryAllIssuerSigningKeys then tries every key. A kid-less token is tried against every key by both"),
         ["exp as a string"] = (401, 101,
             "RFC 7519 makes exp a JSON number; Microsoft.IdentityModel also reads a numeric string"),
+        ["sub as a number"] = (401, 403,
+            "RFC 7519 makes sub a string; Microsoft.IdentityModel turns a number into a claim, which then names no user " +
+            "of the roles file"),
+        ["site_id twice"] = (400, 403,
+            "hubflow refuses a repeated site_id, user_id or access_token; ASP.NET Core's query collection joins the " +
+            "values with a comma, which names no site"),
     };
 
     private List<Case> Cases()
@@ -180,6 +186,16 @@ public sealed class AuthMatrixTests(ITestOutputHelper output) : IAsyncLifetime
             new("no site_id", "/v1/hub/entries", Bearer(admin), 400),
             new("no site_id, no token", "/v1/hub/entries", null, 400),
             new("empty user_id", $"{entries}&user_id=", Bearer(admin), 400),
+            // Request forms an integrator may send, and claims of unusual types.
+            new("two spaces after Bearer", entries, $"Bearer  {admin}", 101),
+            new("percent-encoded site_id", "/v1/hub/entries?site_id=site%2Da", Bearer(admin), 101),
+            new("path in another case", $"/V1/Hub/Entries?site_id={Site}", Bearer(admin), 101),
+            new("path with a trailing slash", $"/v1/hub/entries/?site_id={Site}", Bearer(admin), 101),
+            new("query parameter name in another case", $"/v1/hub/entries?Site_Id={Site}", Bearer(admin), 101),
+            new("site_id twice", $"/v1/hub/entries?site_id={OtherSite}&site_id={Site}", Bearer(_tokens.Token("super")), 400),
+            new("sub as a number", entries, Bearer(With(c => c["sub"] = 12345)), 401),
+            new("exp with a fraction", entries, Bearer(With(c => c["exp"] = now + 3600.5)), 101),
+            new("exp past the year 9999", entries, Bearer(With(c => c["exp"] = 253402300800L + 1000)), 101),
             // Both places at once.
             new("good token in the header, expired one in the query", Query(entries, expired), Bearer(admin), 101),
             new("expired token in the header, good one in the query", Query(entries, admin), Bearer(expired), 401),

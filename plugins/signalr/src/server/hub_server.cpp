@@ -519,32 +519,44 @@ private:
             refuse(c, 400, "Bad Request", "malformed request target\n");
             return;
         }
-        const std::string& path = uri.getPath();
+        // Routes as ASP.NET Core (and so KS) matches them: the path in any case, with or without a trailing slash.
+        std::string path = uri.getPath();
+        if (path.size() > 1 && path.back() == '/') path.pop_back();
         std::optional<Hub> hub;
-        if (path == "/v1/hub/entries")
+        if (Poco::icompare(path, "/v1/hub/entries") == 0)
             hub = Hub::entries;
-        else if (path == "/v1/hub/incidents")
+        else if (Poco::icompare(path, "/v1/hub/incidents") == 0)
             hub = Hub::incidents;
         if (!hub) {
             refuse(c, 404, "Not Found", "no such hub\n");
             return;
         }
+        // Parameter names in any case, as ASP.NET Core's query collection reads them. One given twice is refused
+        // rather than guessed at, so nothing in front of the hub can read another site than the hub authorizes.
         std::string site, user, query_token;
         bool has_user = false;
+        int site_count = 0, user_count = 0, token_count = 0;
         for (const auto& [name, value] : uri.getQueryParameters()) {
-            if (name == "site_id")
+            if (Poco::icompare(name, "site_id") == 0) {
                 site = value;
-            else if (name == "user_id") {
+                ++site_count;
+            } else if (Poco::icompare(name, "user_id") == 0) {
                 user = value;
                 has_user = true;
-            } else if (name == "access_token") {
+                ++user_count;
+            } else if (Poco::icompare(name, "access_token") == 0) {
                 query_token = value;
+                ++token_count;
             }
         }
         const bool upgrade = Poco::icompare(request.get("Upgrade", ""), "websocket") == 0 &&
                              Poco::toLower(request.get("Connection", "")).find("upgrade") != std::string::npos;
         if (request.getMethod() != "GET" || !upgrade) {
             refuse(c, 400, "Bad Request", "this hub accepts WebSocket upgrade requests only\n");
+            return;
+        }
+        if (site_count > 1 || user_count > 1 || token_count > 1) {
+            refuse(c, 400, "Bad Request", "site_id, user_id and access_token may each be given once\n");
             return;
         }
         if (site.empty()) {
@@ -559,7 +571,10 @@ private:
         std::string token = query_token;
         if (request.has("Authorization")) {
             const std::string& auth = request.get("Authorization");
-            if (auth.size() > 7 && Poco::icompare(auth.substr(0, 7), "Bearer ") == 0) token = auth.substr(7);
+            // RFC 6750 allows one or more spaces after the scheme name.
+            if (auth.size() > 7 && Poco::icompare(auth.substr(0, 7), "Bearer ") == 0) {
+                token = Poco::trim(auth.substr(7));
+            }
         }
         if (token.empty()) {
             refuse(c, 401, "Unauthorized", "no access token\n", "WWW-Authenticate: Bearer\r\n");

@@ -2,7 +2,9 @@
 // one line each, to a file in batches of the same size, with no host in between (no Event objects, queues,
 // threads or path templates). bench/run-pipeline-throughput runs it side by side with `hubflow run`.
 //
-//   bench_bare_loop COUNT FILE [BATCH]
+//   bench_bare_loop COUNT FILE [BATCH] [sync]
+// With `sync`, every batch is fdatasync'ed after it is written: the floor for a durable append log at that
+// commit size (bench/cases/disk-buffer).
 // Prints one JSON object: events, wall_s, cpu_s.
 
 #include <fcntl.h>
@@ -44,12 +46,13 @@ void write_all(int fd, const std::string& data) {
 
 int main(int argc, char** argv) {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: %s COUNT FILE [BATCH]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s COUNT FILE [BATCH] [sync]\n", argv[0]);
         return 64;
     }
     const long long count = std::atoll(argv[1]);
     const char* path = argv[2];
     const long long batch = argc > 3 ? std::atoll(argv[3]) : 512;
+    const bool sync = argc > 4 && std::strcmp(argv[4], "sync") == 0;
 
     auto wall_start = std::chrono::steady_clock::now();
     double cpu_start = cpu_seconds();
@@ -73,6 +76,10 @@ int main(int argc, char** argv) {
             buffer += '\n';
         }
         write_all(fd, buffer);
+        if (sync && ::fdatasync(fd) != 0) {
+            std::perror("fdatasync");
+            return 1;
+        }
     }
     ::close(fd);
 

@@ -1,6 +1,7 @@
 #include "buffer/disk_buffer.h"
 
 #include "buffer/event_record.h"
+#include "runtime/batch_recycler.h"
 
 namespace hubflow::core {
 
@@ -25,7 +26,8 @@ DiskBuffer::DiskBuffer(Options options, Logger& log, Metrics& metrics, Counter& 
       oldest_age_gauge_(metrics.gauge("buffer_oldest_age_ms", "age of the oldest event in the disk buffer")),
       set_aside_(metrics.counter("buffer_records_set_aside", "damaged disk buffer records set aside")),
       write_failures_(metrics.counter("buffer_write_failures", "failed disk buffer writes (retried)")),
-      lost_batches_(metrics.counter("buffer_lost_batches", "batches read from the disk buffer and lost downstream")) {}
+      lost_batches_(metrics.counter("buffer_lost_batches", "batches read from the disk buffer and lost downstream")),
+      recycler_(std::make_shared<BatchRecycler>()) {}
 
 DiskBuffer::~DiskBuffer() {
     {
@@ -43,6 +45,9 @@ void DiskBuffer::open() {
     o.dir = options_.dir;
     o.max_bytes = options_.max_bytes + std::max(options_.max_bytes, log_headroom);
     o.segment_bytes = std::min(options_.segment_bytes, std::max<std::uint64_t>(options_.max_bytes / 8, 1 << 16));
+    // Room for a few commit groups (max_staged_events of typical KS events), so the node's thread reads what
+    // this run wrote from memory, not back from the files.
+    o.memory_window_bytes = 16 << 20;
     log_store_ = std::make_unique<buffer::SegmentLog>(files_, o);
     const buffer::RecoveryReport report = log_store_->open();
     for (const auto& p : report.problems) {
@@ -202,7 +207,8 @@ NodeInput::Pop DiskBuffer::pop(SharedBatch& out, Ticket*& ticket, std::chrono::s
             if (n > 0) {
                 first = records_.front().seq;
                 end = records_.back().seq + 1;
-                events.resize(n);
+                // Recycled storage: decoding assigns into strings that already have their capacity.
+                events = recycler_->take(n);
                 std::size_t kept = 0;
                 for (const auto& r : records_) {
                     if (auto problem = buffer::decode_event(r.payload, events[kept])) {
@@ -222,7 +228,7 @@ NodeInput::Pop DiskBuffer::pop(SharedBatch& out, Ticket*& ticket, std::chrono::s
         }
         if (!events.empty()) {
             ticket = Ticket::root(*this, first);
-            out = std::make_shared<const EventBatch>(std::move(events));
+            out = recycler_->share(std::move(events));
             update_gauges();
             return Pop::batch;
         }

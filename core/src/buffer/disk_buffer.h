@@ -36,6 +36,8 @@
 
 namespace hubflow::core {
 
+class BatchRecycler;
+
 class DiskBuffer final : public NodeInput, private BatchOrigin {
 public:
     struct Options {
@@ -111,6 +113,7 @@ private:
     std::vector<buffer::Record> records_;
     std::unordered_map<std::uint64_t, std::uint64_t> handed_out_;  // first seq -> end seq of a batch in flight
     std::uint64_t set_aside_seen_ = 0;
+    std::shared_ptr<BatchRecycler> recycler_;
 };
 
 }  // namespace hubflow::core

@@ -162,6 +162,7 @@ public:
 private:
     struct Segment;
     struct Staged;
+    struct StagedRecord;
     struct MemoryRecord;
     class Scanner;
 
@@ -215,6 +216,7 @@ private:
     std::uint64_t last_id_ = 0;
     bool have_active_ = false;  // appends go to the active segment; false: the next append starts one
     std::string spare_bytes_;   // staging capacity kept between syncs
+    std::vector<StagedRecord> spare_records_;
     std::atomic<std::int64_t> oldest_staged_ms_{0};
     std::atomic<std::uint64_t> segment_bytes_on_disk_{0};  // written under mutex_
     std::atomic<std::uint64_t> staged_bytes_{0};

@@ -82,6 +82,29 @@ TEST(SegmentLog, HandsOutInOrderAndReleasedRecordsDoNotComeBack) {
     EXPECT_EQ(out.back().seq, 9U);
 }
 
+// The byte layout README.md documents, checked on one record.
+TEST(SegmentLog, RecordLayoutIsTheDocumentedOne) {
+    FaultFileLayer files;
+    SegmentLog log(files, small());
+    log.open();
+    std::uint64_t seq = 0;
+    log.append("123456789", seq);
+    log.sync();
+    std::string bytes = files.content(dir / format::segment_file_name(0));
+    ASSERT_EQ(bytes.size(), format::segment_header_size + format::record_header_size + 9);
+    EXPECT_EQ(bytes.substr(0, 8), "HFBUFSEG");
+    EXPECT_EQ(bytes[8], 1);  // version, little-endian u32
+    const char* r = bytes.data() + format::segment_header_size;
+    EXPECT_EQ(std::string(r, 4), "HFR1");
+    EXPECT_EQ(static_cast<unsigned char>(r[4]), 9U);  // payload length
+    // The payload's CRC-32 (zlib's): the standard check value of "123456789" is 0xCBF43926.
+    EXPECT_EQ(static_cast<unsigned char>(r[24]), 0x26U);
+    EXPECT_EQ(static_cast<unsigned char>(r[25]), 0x39U);
+    EXPECT_EQ(static_cast<unsigned char>(r[26]), 0xF4U);
+    EXPECT_EQ(static_cast<unsigned char>(r[27]), 0xCBU);
+    EXPECT_EQ(std::string(r + 32, 9), "123456789");
+}
+
 TEST(SegmentLog, BacklogGoesBeforeNewRecords) {
     FaultFileLayer files;
     {
@@ -183,7 +206,7 @@ TEST(SegmentLog, TornTailIsLeftUnreadAndReported) {
     const fs::path seg = dir / format::segment_file_name(0);
     {
         auto file = files.open(seg, OpenMode::read_write);
-        file->append(std::string("\x48\x46\x52\x31garbage of a write cut short", 33));
+        file->append("HFR1garbage of a write cut short!");  // 33 bytes
         file->sync();
     }
     SegmentLog log(files, small());

@@ -151,6 +151,13 @@ public sealed class AuthMatrixTests(ITestOutputHelper output) : IAsyncLifetime
             new("unknown kid, right key", entries, Bearer(WithHeader(TokenFactory.Header(kid: "rotated-away"))), 401),
             new("no kid, right key", entries, Bearer(WithHeader(TokenFactory.Header(kid: null))), 101),
             new("typ JWT instead of at+jwt", entries, Bearer(WithHeader(new JsonObject { ["alg"] = "RS256", ["typ"] = "JWT", ["kid"] = TokenFactory.Kid })), 101),
+            // ES256 beside RS256 in the same JWKS.
+            new("ES256 with the published EC key", entries, Bearer(_tokens.SignEs256(TokenFactory.Header("ES256", TokenFactory.EcKid), TokenFactory.Claims("admin"))), 101),
+            new("ES256 without kid", entries, Bearer(_tokens.SignEs256(TokenFactory.Header("ES256", null), TokenFactory.Claims("admin"))), 101),
+            new("ES256 signed with another EC key", entries, Bearer(_tokens.SignEs256(TokenFactory.Header("ES256", TokenFactory.EcKid), TokenFactory.Claims("admin"), _tokens.OtherEcKey)), 401),
+            new("ES256 signature in DER form", entries, Bearer(_tokens.SignEs256(TokenFactory.Header("ES256", TokenFactory.EcKid), TokenFactory.Claims("admin"), format: DSASignatureFormat.Rfc3279DerSequence)), 401),
+            new("RS256 naming the EC key's kid", entries, Bearer(_tokens.Sign(TokenFactory.Header("RS256", TokenFactory.EcKid), TokenFactory.Claims("admin"))), 401),
+            new("ES256 naming the RSA key's kid", entries, Bearer(_tokens.SignEs256(TokenFactory.Header("ES256", TokenFactory.Kid), TokenFactory.Claims("admin"))), 401),
             // Issuer and audience.
             new("wrong issuer", entries, Bearer(With(c => c["iss"] = "https://evil.test")), 401),
             new("issuer with a trailing slash", entries, Bearer(With(c => c["iss"] = TokenFactory.Issuer + "/")), 401),

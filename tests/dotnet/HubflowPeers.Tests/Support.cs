@@ -185,20 +185,30 @@ public sealed class TokenFactory
     public const string Issuer = "https://identity.test";
     public const string Audience = "user_api";
     public const string Kid = "test-key-1";
+    public const string EcKid = "test-key-ec";
 
     public RSA Key { get; } = RSA.Create(2048);
     public RSA OtherKey { get; } = RSA.Create(2048);
+    public ECDsa EcKey { get; } = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+    public ECDsa OtherEcKey { get; } = ECDsa.Create(ECCurve.NamedCurves.nistP256);
 
     public string Jwks()
     {
         var p = Key.ExportParameters(false);
+        var ec = EcKey.ExportParameters(false);
         return new JsonObject
         {
-            ["keys"] = new JsonArray(new JsonObject
-            {
-                ["kty"] = "RSA", ["use"] = "sig", ["alg"] = "RS256", ["kid"] = Kid,
-                ["n"] = B64(p.Modulus!), ["e"] = B64(p.Exponent!),
-            }),
+            ["keys"] = new JsonArray(
+                new JsonObject
+                {
+                    ["kty"] = "RSA", ["use"] = "sig", ["alg"] = "RS256", ["kid"] = Kid,
+                    ["n"] = B64(p.Modulus!), ["e"] = B64(p.Exponent!),
+                },
+                new JsonObject
+                {
+                    ["kty"] = "EC", ["crv"] = "P-256", ["use"] = "sig", ["alg"] = "ES256", ["kid"] = EcKid,
+                    ["x"] = B64(ec.Q.X!), ["y"] = B64(ec.Q.Y!),
+                }),
         }.ToJsonString();
     }
 
@@ -233,6 +243,11 @@ public sealed class TokenFactory
         var sig = (key ?? Key).SignData(Encoding.ASCII.GetBytes(input), hash, RSASignaturePadding.Pkcs1);
         return input + "." + B64(sig);
     }
+
+    // ES256: the JWS signature is R || S (IEEE P1363); `format` can make the DER form a careless signer sends.
+    public string SignEs256(JsonObject header, JsonObject claims, ECDsa? key = null,
+                            DSASignatureFormat format = DSASignatureFormat.IeeeP1363FixedFieldConcatenation) =>
+        SignWith(header, claims, input => (key ?? EcKey).SignData(input, HashAlgorithmName.SHA256, format));
 
     public static string SignWith(JsonObject header, JsonObject claims, Func<byte[], byte[]> signer)
     {

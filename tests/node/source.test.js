@@ -151,7 +151,9 @@ test("the first connect failing is retried until the hub appears", async () => {
   try {
     await waitFor(() => lines(c.out).length === 1, 15000, "the event once the hub is up");
     assert.equal(JSON.parse(lines(c.out)[0]).id, "late");
-    assert.match(c.text, /reconnected to .*cause: connect: Connection refused/);
+    // The log line may reach stderr a moment after the event reaches the file.
+    await waitFor(() => /reconnected to .*cause: connect: Connection refused/.test(c.text), 5000,
+      "the reconnect line naming the cause");
   } finally {
     assert.equal(await stop(c), 0);
     await hub.close();

@@ -77,6 +77,7 @@ NodeInput::Push DiskBuffer::push(SharedBatch batch, Ticket* ticket) {
     if (!discarding_ && !failed_ && options_.when_full == WhenFull::drop_newest && (!room() || full())) {
         lock.unlock();
         dropped_.add(n);
+        if (options_.dropped_full) options_.dropped_full->add(n);
         done(ticket);  // dropped by the node's own policy: finished, and counted
         return Push::dropped;
     }

@@ -49,6 +49,7 @@ public:
         std::size_t max_staged_events = 10000;  // producers wait beyond this many events not yet written
         std::chrono::milliseconds retry_interval{1000};
         std::uint64_t segment_bytes = 32ULL << 20;
+        Counter* dropped_full = nullptr;  // counts what when_full drop_newest refuses, when given
     };
     // `fail` reports that the node cannot go on; `stopping` is the runtime's shutdown flag (with it set, the
     // node stops reading the backlog once upstream is done, and the rest waits on disk for the next start).

@@ -2,8 +2,8 @@
 
 namespace hubflow::core {
 
-BatchQueue::BatchQueue(std::size_t max_events, WhenFull when_full, Counter& dropped)
-    : max_events_(max_events), when_full_(when_full), dropped_(dropped) {}
+BatchQueue::BatchQueue(std::size_t max_events, WhenFull when_full, Counter& dropped, Counter* dropped_full)
+    : max_events_(max_events), when_full_(when_full), dropped_(dropped), dropped_full_(dropped_full) {}
 
 BatchQueue::~BatchQueue() {
     // Only at the runtime's end: whatever is still queued was not delivered.
@@ -23,6 +23,7 @@ BatchQueue::Push BatchQueue::push(SharedBatch batch, Ticket* ticket) {
         if (when_full_ == WhenFull::drop_newest) {
             lock.unlock();
             dropped_.add(n);
+            if (dropped_full_) dropped_full_->add(n);
             done(ticket);  // dropped by the node's own policy: finished, and counted
             return Push::dropped;
         }

@@ -23,7 +23,8 @@ namespace hubflow::core {
 
 class BatchQueue final : public NodeInput {
 public:
-    BatchQueue(std::size_t max_events, WhenFull when_full, Counter& dropped);
+    // `dropped` counts every event the queue drops; `dropped_full`, when given, those refused by drop_newest.
+    BatchQueue(std::size_t max_events, WhenFull when_full, Counter& dropped, Counter* dropped_full = nullptr);
     ~BatchQueue() override;
 
     Push push(SharedBatch batch, Ticket* ticket) override;
@@ -45,6 +46,7 @@ private:
     const std::size_t max_events_;
     const WhenFull when_full_;
     Counter& dropped_;
+    Counter* const dropped_full_;
     mutable std::mutex mutex_;
     std::condition_variable not_empty_;
     std::condition_variable not_full_;

@@ -2,18 +2,53 @@
 
 namespace hubflow::core {
 
-Counter& NodeMetrics::counter(std::string_view name, std::string_view) {
-    std::lock_guard lock(mutex_);
-    auto it = counters_.find(name);
-    if (it == counters_.end()) it = counters_.emplace(std::string(name), std::make_unique<Counter>()).first;
-    return *it->second;
+void ProcessingTime::observe(std::chrono::nanoseconds d) {
+    const double s = std::chrono::duration<double>(d).count();
+    std::size_t i = 0;
+    while (i < bounds.size() && s > bounds[i])
+        ++i;
+    buckets_[i].fetch_add(1, std::memory_order_relaxed);
+    sum_ns_.fetch_add(static_cast<std::uint64_t>(d.count()), std::memory_order_relaxed);
 }
 
-Gauge& NodeMetrics::gauge(std::string_view name, std::string_view) {
+ProcessingTime::Snapshot ProcessingTime::snapshot() const {
+    Snapshot s;
+    std::uint64_t running = 0;
+    for (std::size_t i = 0; i < bounds.size(); ++i) {
+        running += buckets_[i].load(std::memory_order_relaxed);
+        s.cumulative[i] = running;
+    }
+    s.count = running + buckets_[bounds.size()].load(std::memory_order_relaxed);
+    s.sum_seconds = static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9;
+    return s;
+}
+
+Counter& NodeMetrics::counter(std::string_view name, std::string_view help) {
     std::lock_guard lock(mutex_);
-    auto it = gauges_.find(name);
-    if (it == gauges_.end()) it = gauges_.emplace(std::string(name), std::make_unique<Gauge>()).first;
-    return *it->second;
+    auto it = entries_.find(name);
+    if (it == entries_.end()) it = entries_.emplace(std::string(name), Entry{}).first;
+    if (!it->second.counter) it->second.counter = std::make_unique<Counter>();
+    if (it->second.help.empty()) it->second.help = help;
+    return *it->second.counter;
+}
+
+Gauge& NodeMetrics::gauge(std::string_view name, std::string_view help) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(name);
+    if (it == entries_.end()) it = entries_.emplace(std::string(name), Entry{}).first;
+    if (!it->second.gauge) it->second.gauge = std::make_unique<Gauge>();
+    if (it->second.help.empty()) it->second.help = help;
+    return *it->second.gauge;
+}
+
+std::vector<NodeMetrics::Sample> NodeMetrics::component_samples() const {
+    std::vector<Sample> out;
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, e] : entries_) {
+        if (e.counter) out.push_back({name, static_cast<std::int64_t>(e.counter->value()), true, e.help});
+        if (e.gauge) out.push_back({name, e.gauge->value(), false, e.help});
+    }
+    return out;
 }
 
 std::vector<NodeMetrics::Sample> NodeMetrics::snapshot() const {
@@ -22,11 +57,8 @@ std::vector<NodeMetrics::Sample> NodeMetrics::snapshot() const {
                                {"emitted_events", v(emitted)},
                                {"dropped_events", v(dropped)},
                                {"errors", v(errors)}};
-    std::lock_guard lock(mutex_);
-    for (const auto& [name, c] : counters_)
-        out.push_back({name, v(*c)});
-    for (const auto& [name, g] : gauges_)
-        out.push_back({name, g->value()});
+    for (auto& s : component_samples())
+        out.push_back(std::move(s));
     return out;
 }
 

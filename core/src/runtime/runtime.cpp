@@ -22,12 +22,14 @@ struct Runtime::Node {
     AcknowledgingSink* acknowledging_sink = nullptr;  // SDK 1.2 sinks that settle batches themselves
     std::unique_ptr<NodeInput> input;
     std::set<std::string> declared_outputs = {""};
-    std::map<std::string, std::vector<NodeInput*>, std::less<>> outputs;
-    std::vector<NodeInput*> downstream;  // distinct inputs this node produces into
+    std::map<std::string, std::vector<Edge*>, std::less<>> outputs;  // by output name
+    std::vector<NodeInput*> downstream;                              // distinct inputs this node produces into
     // The ticket of the input batch a filter is processing: what it emits meanwhile is derived from it.
     // Touched only by the node's own thread.
     Ticket* current_input = nullptr;
-    DiskBuffer* disk_buffer = nullptr;  // the input, when it is a disk buffer
+    DiskBuffer* disk_buffer = nullptr;                                  // the input, when it is a disk buffer
+    std::map<std::string, std::unique_ptr<Counter>, std::less<>> sent;  // by declared output, fixed after build()
+    std::atomic<std::int64_t> last_progress_ns{0};                      // steady clock, 0 = never
     std::atomic<bool> failed{false};
     std::atomic<bool> finished{false};
     std::thread thread;
@@ -76,14 +78,17 @@ public:
             throw std::logic_error("emit() to undeclared output '" + std::string(output) + "'");
         }
         node_.metrics.emitted.add(batch->size());
+        if (auto sent = node_.sent.find(output); sent != node_.sent.end()) sent->second->add(batch->size());
         // A filter's output is part of its input's journey; a tracking source starts a journey of its own.
         Ticket* parent = node_.current_input;
         Ticket* own_root = nullptr;
         if (!parent && listener_) parent = own_root = Ticket::root(*this, ++emitted_batches_);
         auto it = node_.outputs.find(output);
         if (it != node_.outputs.end())
-            for (NodeInput* in : it->second)
-                in->push(batch, parent ? parent->child() : nullptr);
+            for (Edge* edge : it->second) {
+                edge->events.add(batch->size());
+                edge->to->push(batch, parent ? parent->child() : nullptr);
+            }
         done(own_root);  // the emitter's hold: with nobody downstream the batch ends here
     }
 
@@ -146,6 +151,41 @@ const NodeMetrics* Runtime::metrics(const std::string& node) const {
     return nullptr;
 }
 
+RuntimeStatus Runtime::status() const {
+    RuntimeStatus out;
+    out.phase = phase_.load();
+    for (const auto& n : nodes_) {
+        RuntimeStatus::Node s;
+        s.name = n->spec.name;
+        s.kind = n->spec.kind;
+        s.type = n->spec.type;
+        for (const auto& in : n->spec.inputs)
+            s.inputs.push_back(in.text());
+        if (n->input) {
+            s.buffer_type = n->spec.buffer.type == BufferType::disk ? "disk" : "memory";
+            s.queued_events = n->input->queued_events();
+            s.queue_capacity = n->spec.buffer.type == BufferType::disk ? 0 : n->spec.buffer_max_events;
+        }
+        s.failed = n->failed.load();
+        s.finished = n->finished.load();
+        if (auto ns = n->last_progress_ns.load(std::memory_order_relaxed))
+            s.last_progress = steady::time_point(steady::duration(ns));
+        for (const auto& [output, counter] : n->sent)
+            s.sent[output] = counter->value();
+        s.common = {{"received_events", static_cast<std::int64_t>(n->metrics.received.value())},
+                    {"emitted_events", static_cast<std::int64_t>(n->metrics.emitted.value())},
+                    {"dropped_events", static_cast<std::int64_t>(n->metrics.dropped.value())},
+                    {"errors", static_cast<std::int64_t>(n->metrics.errors.value())}};
+        s.dropped_queue_full = n->metrics.dropped_queue_full.value();
+        s.component = n->metrics.component_samples();
+        s.processing = n->metrics.processing.snapshot();
+        out.nodes.push_back(std::move(s));
+    }
+    for (const auto& e : edges_)
+        out.edges.push_back({e->from, e->output, e->to_name, e->events.value()});
+    return out;
+}
+
 std::vector<std::string> Runtime::node_names() const {
     std::vector<std::string> out;
     for (const auto& n : nodes_)
@@ -155,12 +195,14 @@ std::vector<std::string> Runtime::node_names() const {
 
 std::unique_ptr<NodeInput> Runtime::make_input(Node& node) {
     if (node.spec.buffer.type == BufferType::memory)
-        return std::make_unique<BatchQueue>(node.spec.buffer_max_events, node.spec.when_full, node.metrics.dropped);
+        return std::make_unique<BatchQueue>(node.spec.buffer_max_events, node.spec.when_full, node.metrics.dropped,
+                                            &node.metrics.dropped_queue_full);
     DiskBuffer::Options options;
     options.dir = spec_.data_dir / node.spec.name / "buffer";
     options.max_bytes = node.spec.buffer.max_bytes;
     options.fsync_interval = node.spec.buffer.fsync_interval;
     options.when_full = node.spec.when_full;
+    options.dropped_full = &node.metrics.dropped_queue_full;
     Node* n = &node;
     auto buffer = std::make_unique<DiskBuffer>(options, node.logger, node.metrics, node.metrics.dropped, stopping_,
                                                [n](const std::string& reason) { n->context->fail(reason); });
@@ -187,6 +229,8 @@ bool Runtime::build() {
             if (node->filter)
                 for (const auto& o : node->filter->outputs())
                     node->declared_outputs.insert(o);
+            for (const auto& o : node->declared_outputs)
+                node->sent.emplace(o, std::make_unique<Counter>());
         } catch (const std::exception& e) {
             log_.write(LogLevel::error, spec.name, std::string("cannot be built: ") + e.what());
             ok = false;
@@ -198,7 +242,13 @@ bool Runtime::build() {
     for (auto& node : nodes_) {
         for (const auto& in : node->spec.inputs) {
             Node* from = by_name.at(in.node);
-            from->outputs[in.output].push_back(node->input.get());
+            auto edge = std::make_unique<Edge>();
+            edge->from = from->spec.name;
+            edge->output = in.output;
+            edge->to_name = node->spec.name;
+            edge->to = node->input.get();
+            from->outputs[in.output].push_back(edge.get());
+            edges_.push_back(std::move(edge));
             auto& down = from->downstream;
             if (std::find(down.begin(), down.end(), node->input.get()) == down.end()) {
                 down.push_back(node->input.get());
@@ -277,6 +327,7 @@ void Runtime::run_source(Node& node) {
 // returns. Whatever a failing or throwing node held is lost.
 void Runtime::consume(Node& node, const SharedBatch& batch, Ticket* ticket) {
     bool threw = false;
+    const auto started = steady::now();
     try {
         if (node.acknowledging_sink) {
             if (ticket) ticket->add(batch->size());
@@ -299,8 +350,13 @@ void Runtime::consume(Node& node, const SharedBatch& batch, Ticket* ticket) {
         report_error(node, "threw a non-standard exception; the batch is dropped (counted)", nullptr);
     }
     node.current_input = nullptr;
+    const auto ended = steady::now();
+    node.metrics.processing.observe(ended - started);
+    node.last_progress_ns.store(ended.time_since_epoch().count(), std::memory_order_relaxed);
     // A node that gives up inside write() has not delivered this batch.
     const bool lost = threw || (node.failed && node.sink);
+    if (!lost && node.sink)
+        if (auto sent = node.sent.find(""); sent != node.sent.end()) sent->second->add(batch->size());
     if (lost) node.metrics.dropped.add(batch->size());
     if (lost)
         lose(ticket);
@@ -392,6 +448,7 @@ RunResult Runtime::run() {
         std::lock_guard lock(mutex_);
         running_ = nodes_.size();
     }
+    if (!stopping_) phase_ = RuntimeStatus::Phase::running;
     for (auto& node : nodes_) {
         Node* n = node.get();
         if (!n->component) {
@@ -419,6 +476,7 @@ RunResult Runtime::run() {
             changed_.wait_until(lock, deadline, [&] { return running_ == 0; });
         }
     }
+    phase_ = RuntimeStatus::Phase::finished;
     for (auto& node : nodes_) {
         if (node->failed) result.failed_nodes.push_back(node->spec.name);
         if (!node->finished) result.unfinished.push_back(node->spec.name);
@@ -453,6 +511,7 @@ void Runtime::request_stop() {
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
+        if (phase_ != RuntimeStatus::Phase::finished) phase_ = RuntimeStatus::Phase::draining;
     }
     changed_.notify_all();
 }

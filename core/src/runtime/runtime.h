@@ -35,6 +35,35 @@ public:
     std::chrono::steady_clock::time_point monotonic() const override { return std::chrono::steady_clock::now(); }
 };
 
+// What the admin server reads of a running graph. Taken from any thread while the graph runs.
+struct RuntimeStatus {
+    enum class Phase { starting, running, draining, finished };
+    struct Node {
+        std::string name;
+        ComponentKind kind = ComponentKind::source;
+        std::string type;
+        std::vector<std::string> inputs;  // "node" or "node.output"
+        std::string buffer_type;          // "memory" or "disk"; empty for a source
+        std::size_t queued_events = 0;    // waiting in the input (memory queue, or stored in a disk buffer)
+        std::size_t queue_capacity = 0;   // max_events of a memory buffer; 0 for a disk buffer or a source
+        bool failed = false;
+        bool finished = false;
+        std::chrono::steady_clock::time_point last_progress{};  // last batch handled; {} = none yet
+        std::map<std::string, std::uint64_t> sent;              // by output ("" = default); for a sink: written
+        std::vector<NodeMetrics::Sample> common;                // received, emitted, dropped, errors
+        std::uint64_t dropped_queue_full = 0;
+        std::vector<NodeMetrics::Sample> component;
+        ProcessingTime::Snapshot processing;
+    };
+    struct Edge {
+        std::string from, output, to;
+        std::uint64_t events = 0;
+    };
+    Phase phase = Phase::starting;
+    std::vector<Node> nodes;
+    std::vector<Edge> edges;
+};
+
 struct RunResult {
     std::vector<std::string> failed_nodes;  // nodes that threw or reported failure
     std::vector<std::string> unfinished;    // nodes still busy when the grace period ran out
@@ -66,7 +95,15 @@ public:
     const NodeMetrics* metrics(const std::string& node) const;
     std::vector<std::string> node_names() const;
 
+    // A consistent-enough snapshot for the admin server: every figure is read atomically, not all at once.
+    RuntimeStatus status() const;
+
 private:
+    struct Edge {
+        std::string from, output, to_name;
+        NodeInput* to = nullptr;
+        Counter events;  // pushed along this edge
+    };
     struct Node;
     class NodeContext;
     void run_source(Node& node);
@@ -83,8 +120,10 @@ private:
     SystemClock system_clock_;
     const Clock& clock_;
     std::vector<std::unique_ptr<Node>> nodes_;
+    std::vector<std::unique_ptr<Edge>> edges_;
 
     std::atomic<bool> stopping_{false};
+    std::atomic<RuntimeStatus::Phase> phase_{RuntimeStatus::Phase::starting};
     std::mutex mutex_;
     std::condition_variable changed_;  // a node finished, or stop was requested
     std::size_t running_ = 0;

@@ -31,6 +31,8 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "history/history_endpoint.h"
+#include "history/history_query.h"
 #include "protocol/hub_protocol.h"
 #include "protocol/msgpack_protocol.h"
 #include "protocol/websocket.h"
@@ -521,6 +523,10 @@ private:
         }
         // Routes as ASP.NET Core (and so KS) matches them: the path in any case, with or without a trailing slash.
         std::string path = uri.getPath();
+        if (server_.history_ && is_history_path(path)) {
+            answer_history(c, request, uri);
+            return;
+        }
         if (path.size() > 1 && path.back() == '/') path.pop_back();
         std::optional<Hub> hub;
         if (Poco::icompare(path, "/v1/hub/entries") == 0)
@@ -611,6 +617,29 @@ private:
         c.decoder.emplace(Endpoint::server, server_.settings_.max_message_bytes);
         flush(c);
         if (!c.dead && !rest.empty()) on_ws_bytes(c, rest);
+    }
+
+    // One page of the history, then the connection closes (the answer says so): a client pages with one
+    // request per connection, which keeps the front loop free of idle keep-alive connections.
+    void answer_history(Connection& c, const Poco::Net::HTTPRequest& request, const Poco::URI& uri) {
+        HistoryRequestHead head;
+        head.method = request.getMethod();
+        const std::string path = uri.getPath();
+        const std::string raw_query = uri.getRawQuery();
+        head.path = path;
+        head.raw_query = raw_query;
+        if (request.has("Authorization")) head.authorization = request.get("Authorization");
+        if (request.has("CLP-Continuation-Token")) head.continuation = request.get("CLP-Continuation-Token");
+        HttpAnswer a = server_.history_->handle(head);
+        std::string r = "HTTP/1.1 " + std::to_string(a.status) + " " + a.reason +
+                        "\r\nContent-Type: " + a.content_type + "\r\nContent-Length: " + std::to_string(a.body.size()) +
+                        "\r\nCache-Control: no-store\r\nConnection: close\r\n" + a.extra_headers + "\r\n";
+        r += a.body;
+        enqueue(c, std::make_shared<const std::string>(std::move(r)));
+        c.state = Connection::State::closing;
+        // A full page is up to a few hundred kilobytes: give a slow reader as long as a handshake.
+        c.deadline = steady::now() + std::max<steady::duration>(server_.settings_.handshake_timeout, close_linger);
+        flush(c);
     }
 
     // --- WebSocket and SignalR ------------------------------------------------------------------------

@@ -28,6 +28,8 @@
 
 namespace hubflow::signalr {
 
+class HistoryEndpoint;
+
 struct HubServerSettings {
     std::string listen = "127.0.0.1:5000";
     std::chrono::milliseconds handshake_timeout{15'000};
@@ -59,6 +61,9 @@ public:
     HubServer(const HubServer&) = delete;
     HubServer& operator=(const HubServer&) = delete;
 
+    // Before start(): also answer GET /v1.1/sites/{site}/entries and /incidents on this listener.
+    void serve_history(std::shared_ptr<HistoryEndpoint> history) { history_ = std::move(history); }
+
     // Binds and starts the loops; throws std::runtime_error naming the address when it cannot listen.
     void start();
     bool tls() const { return !tls_.isNull(); }
@@ -83,6 +88,7 @@ private:
     std::shared_ptr<RoleDirectory> roles_;
     Logger& log_;
     HubServerMetrics metrics_;
+    std::shared_ptr<HistoryEndpoint> history_;
     // Frames with the subscription key(s) they go to.
     using Broadcast = std::vector<std::pair<std::string, std::shared_ptr<const std::string>>>;
     void post_broadcast(Broadcast items, std::size_t bytes);

@@ -1,5 +1,9 @@
 #include "server/hub_sink.h"
 
+#include <algorithm>
+
+#include "history/history_query.h"
+
 namespace hubflow::signalr {
 
 ComponentDescription HubSink::describe() {
@@ -83,7 +87,35 @@ ComponentDescription HubSink::describe() {
           .type = F::integer,
           .default_json = "4194304",
           .doc = "outbound bytes a client may have pending before it is closed as too slow"},
-         {.name = "io_threads", .type = F::integer, .default_json = "1", .doc = "event loops serving connections"}}};
+         {.name = "io_threads", .type = F::integer, .default_json = "1", .doc = "event loops serving connections"},
+         {.name = "history",
+          .type = F::object,
+          .doc = "keep what is broadcast, per site, in the data directory and serve it at "
+                 "GET /v1.1/sites/{site_id}/entries and /incidents",
+          .fields = {{.name = "max_events",
+                      .type = F::integer,
+                      .default_json = "100000",
+                      .doc = "events kept per site (entries and incidents together)"},
+                     {.name = "max_age_s",
+                      .type = F::number,
+                      .default_json = "86400",
+                      .doc = "events older than this (by arrival) are dropped"},
+                     {.name = "delay_ms",
+                      .type = F::integer,
+                      .default_json = "0",
+                      .doc = "time before an event becomes visible to queries (KS: a few seconds)"},
+                     {.name = "max_requests_per_s",
+                      .type = F::number,
+                      .default_json = "0",
+                      .doc = "requests per second per access token before 429 (0 = no limit)"},
+                     {.name = "token_ttl_s",
+                      .type = F::integer,
+                      .default_json = "3600",
+                      .doc = "how long a continuation token stays valid"},
+                     {.name = "fsync",
+                      .type = F::boolean,
+                      .default_json = "false",
+                      .doc = "fdatasync each batch before it is broadcast (survives power loss, not only kill -9)"}}}}};
 }
 
 namespace {
@@ -124,6 +156,18 @@ void HubSink::configure(const ConfigView& config, Context& context) {
     if (!auth_.hs256_secret.empty() && auth_.hs256_secret.size() < 32)
         throw auth.error("hs256_secret", "must be at least 32 bytes long");
 
+    if (config.has("history")) {
+        ConfigView h = config.object("history");
+        history_enabled_ = true;
+        history_settings_.max_events = static_cast<std::size_t>(h.integer_in("max_events", 1, 100'000'000));
+        history_settings_.max_age =
+            std::chrono::seconds(static_cast<std::int64_t>(h.number_in("max_age_s", 1, 86400.0 * 3650)));
+        history_settings_.delay = std::chrono::milliseconds(h.integer_in("delay_ms", 0, 3'600'000));
+        history_settings_.fsync = h.boolean("fsync");
+        endpoint_settings_.max_requests_per_s = h.number_in("max_requests_per_s", 0, 1e6);
+        endpoint_settings_.token_ttl = std::chrono::seconds(h.integer_in("token_ttl_s", 1, 86400 * 7));
+    }
+
     ConfigView roles = config.object("roles");
     roles_file_ = roles.string("file");
     roles_claim_ = roles.string("claim");
@@ -153,13 +197,70 @@ void HubSink::start() {
                              &m.counter("slow_clients_closed", "clients closed for a full outbound buffer"),
                              &m.counter("protocol_errors", "connections closed for a protocol violation")};
     server_ = std::make_unique<HubServer>(settings_, verifier, roles, context_->log(), metrics);
+    if (history_enabled_) {
+        history_settings_.dir = context_->data_dir() / "history";
+        Logger* log = &context_->log();
+        history_settings_.warn = [log](const std::string& problem) { log->warn(problem); };
+        auto store = std::make_shared<FileHistoryStore>(history_settings_);
+        history_ = store;
+        history_appended_ = &m.counter("history_appended", "events written to the history");
+        server_->serve_history(
+            std::make_shared<HistoryEndpoint>(endpoint_settings_, store, verifier, roles,
+                                              HistoryEndpoint::load_or_create_key(history_settings_.dir.string())));
+    }
     server_->start();
     context_->log().info("serving /v1/hub/entries and /v1/hub/incidents on ", server_->tls() ? "wss://" : "ws://",
                          server_->bound_address());
+    if (history_)
+        context_->log().info("serving the history at /v1.1/sites/{site_id}/entries and /incidents on ",
+                             server_->tls() ? "https://" : "http://", server_->bound_address(), " (kept in ",
+                             history_settings_.dir.string(), ")");
 }
 
 void HubSink::write(const EventBatch& batch) {
+    if (history_) record(batch);
     server_->broadcast(batch);
+}
+
+// Into the history before the broadcast: whatever a client may have seen is in the history when it asks.
+void HubSink::record(const EventBatch& batch) {
+    // Grouped by site, one append (one write) per site and batch.
+    records_.clear();
+    sites_.clear();
+    std::vector<std::size_t> order;
+    for (const Event& e : batch) {
+        Hub hub;
+        if (e.meta.kind == "entry")
+            hub = Hub::entries;
+        else if (e.meta.kind == "incident")
+            hub = Hub::incidents;
+        else
+            continue;
+        if (e.meta.site_id.empty()) continue;
+        // The event's own utc_date_time is what clients filter on; without one, when it entered the pipeline.
+        auto when = event_time_ms(e.payload);
+        if (!when) {
+            auto t = e.meta.received_at.time_since_epoch().count() != 0 ? e.meta.received_at
+                                                                        : std::chrono::system_clock::now();
+            when = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+        }
+        records_.push_back(HistoryRecord{hub, *when, e.meta.id, e.meta.user_id, e.payload});
+        sites_.push_back(e.meta.site_id);
+    }
+    if (records_.empty()) return;
+    order.resize(records_.size());
+    for (std::size_t i = 0; i < order.size(); ++i)
+        order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return sites_[a] < sites_[b]; });
+    std::vector<HistoryRecord> group;
+    for (std::size_t i = 0; i < order.size();) {
+        const std::string& site = sites_[order[i]];
+        group.clear();
+        for (; i < order.size() && sites_[order[i]] == site; ++i)
+            group.push_back(records_[order[i]]);
+        history_->append(site, group);
+    }
+    history_appended_->add(records_.size());
 }
 
 void HubSink::stop() {

@@ -4,6 +4,8 @@
 
 #include <memory>
 
+#include "history/file_history_store.h"
+#include "history/history_endpoint.h"
 #include "hubflow/component.h"
 #include "server/hub_server.h"
 
@@ -21,12 +23,22 @@ public:
     std::string bound_address() const { return server_ ? server_->bound_address() : ""; }
 
 private:
+    void record(const EventBatch& batch);
+
     Context* context_ = nullptr;
     HubServerSettings settings_;
     AuthSettings auth_;
     std::string roles_file_;
     std::string roles_claim_;
     std::unique_ptr<HubServer> server_;
+    // The history, when configured: written before each batch is broadcast.
+    bool history_enabled_ = false;
+    FileHistorySettings history_settings_;
+    HistoryEndpointSettings endpoint_settings_;
+    std::shared_ptr<HistoryStore> history_;
+    Counter* history_appended_ = nullptr;
+    std::vector<HistoryRecord> records_;  // reused by write()
+    std::vector<std::string> sites_;      // site of each of records_
 };
 
 }  // namespace hubflow::signalr

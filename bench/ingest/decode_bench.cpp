@@ -149,6 +149,38 @@ void BM_MessagePackStream(benchmark::State& state) {
 }
 BENCHMARK(BM_MessagePackStream);
 
+// The hub's side: one event serialised into its WebSocket frame, once per protocol in use (a hub with
+// MessagePack clients does both).
+void BM_HubFrameJson(benchmark::State& state) {
+    const auto input = payloads();
+    std::string record, frame;
+    for (auto _ : state)
+        for (const auto& p : input) {
+            record.clear();
+            signalr::append_invocation(record, "ReceiveMessage", p);
+            frame.clear();
+            signalr::append_frame(frame, signalr::Opcode::text, record);
+            benchmark::DoNotOptimize(frame.data());
+        }
+    per_event(state, 0);
+}
+BENCHMARK(BM_HubFrameJson);
+
+void BM_HubFrameMessagePack(benchmark::State& state) {
+    const auto input = payloads();
+    std::string message, frame;
+    for (auto _ : state)
+        for (const auto& p : input) {
+            message.clear();
+            signalr::messagepack::append_invocation(message, "ReceiveMessage", p);
+            frame.clear();
+            signalr::append_frame(frame, signalr::Opcode::binary, message);
+            benchmark::DoNotOptimize(frame.data());
+        }
+    per_event(state, 0);
+}
+BENCHMARK(BM_HubFrameMessagePack);
+
 // The event's user_id and id out of its payload, as the source sets its metadata.
 void BM_EventIds(benchmark::State& state) {
     const auto input = payloads();

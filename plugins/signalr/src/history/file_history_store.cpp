@@ -227,7 +227,10 @@ void FileHistoryStore::load_site(const fs::path& dir, const std::string& name) {
                                std::to_string(at) + "; the rest of that file is ignored");
             }
         }
-        if (newest) s.active = segment;
+        if (newest)
+            s.active = segment;
+        else if (segment->records == 0)
+            segment->doomed = true;  // nothing in it (all cut off, or created just before a crash)
     }
     // The newest segment's name also carries the next seq when retention has emptied the site.
     if (!files.empty()) {

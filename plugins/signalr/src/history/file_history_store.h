@@ -11,7 +11,7 @@
 // segment's records (both logged). Retention (max_events per site, max_age by arrival) drops index entries at
 // once and deletes a segment once none of its records is left.
 //
-// Only the index is in memory (about 150 bytes an event); payloads are read back with pread(2) when a page is
+// Only the index is in memory (about 200 bytes an event); payloads are read back with pread(2) when a page is
 // served.
 
 #include <chrono>

@@ -38,7 +38,8 @@ function(hubflow_plugin name)
         LIBRARIES ${ARG_LIBRARIES} PRIVATE_LIBRARIES ${ARG_PRIVATE_LIBRARIES})
     hubflow_add_plugin(hubflow_${name} SOURCES ${ARG_ENTRY} LIBRARIES ${ARG_IMPL}
         OUTPUT_DIRECTORY ${HUBFLOW_PLUGIN_OUTPUT_DIR})
-    install(TARGETS hubflow_${name} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/hubflow)
+    # lib/hubflow whatever CMAKE_INSTALL_LIBDIR says: the host looks for plugins at ../lib/hubflow.
+    install(TARGETS hubflow_${name} LIBRARY DESTINATION lib/hubflow COMPONENT runtime)
     set(HUBFLOW_PLUGIN_NAME ${name} PARENT_SCOPE)
     set(HUBFLOW_PLUGIN_IMPL ${ARG_IMPL} PARENT_SCOPE)
 endfunction()

@@ -753,11 +753,13 @@ SegmentLog::Append SegmentLog::append(std::string_view payload, std::uint64_t& s
 void SegmentLog::rollback_staged() {
     // Cut every file back to what was synced, so a retried append cannot land behind a half-written record.
     try {
+        bool removed = false;
         for (auto& st : staged_) {
             if (st.create) {
                 st.file.reset();
                 try {
                     files_.remove(path_of(st.id));
+                    removed = true;
                 } catch (const FileError& e) {
                     if (e.error() != ENOENT) throw;
                 }
@@ -766,6 +768,9 @@ void SegmentLog::rollback_staged() {
                 active_file_->sync();
             }
         }
+        // Durably gone before their seqs are given out again: a half-written file coming back after a crash
+        // would hold other records under the same seqs.
+        if (removed) files_.sync_directory(options_.dir);
     } catch (const FileError& e) {
         failed_ = true;
         throw SyncFailed(e);

@@ -3,9 +3,9 @@
 // which records were released (delivered), so a restart hands out only what is still owed. On-disk format,
 // recovery rules and the duplicate window: core/src/buffer/README.md.
 //
-// Threads: append() and sync() are called from one thread (the writer), next(), release() and checkpoint()
-// from another (the reader), concurrently; stats() from any. sync() holds no lock the reader needs while it
-// writes or syncs. open() and the destructor run alone.
+// Threads: append() and sync() are called from one thread (the writer), next() from one other (the reader),
+// concurrently; release(), checkpoint() and stats() from any thread. sync() holds no lock the reader needs
+// while it writes or syncs. open() and the destructor run alone.
 //
 // Guarantee: a record is durable once the sync() after its append() returns. It is then handed out by next()
 // exactly once per run of the log, until release() covers it; after a crash it is handed out again unless its
@@ -144,11 +144,11 @@ public:
     // first, then synced appends. Returns how many it appended; 0 when nothing is available (never blocks).
     std::size_t next(std::vector<Record>& out, std::size_t max_records);
     // The records [first_seq, first_seq + count) were delivered; in any order, any grouping, repeats are
-    // harmless. A segment is deleted once all its records are released. Throws std::out_of_range for
-    // records not handed out yet.
+    // harmless. A segment is deleted once all its records are released (the ledger is written first).
+    // Throws std::out_of_range for records not handed out yet, SyncFailed when writing the ledger fails so.
     void release(std::uint64_t first_seq, std::uint64_t count);
     // Persists the release state now (when it changed): after it returns, released records do not come back
-    // after a crash. Call it when the reader goes idle.
+    // after a crash. Call it when the reader goes idle. Throws WriteFailed or SyncFailed.
     void checkpoint();
 
     struct Stats {

@@ -32,11 +32,12 @@ public sealed class SourceTests : IAsyncLifetime
         _scratch.Dispose();
     }
 
-    private async Task<KsServer> StartServerAsync(int port = 0)
+    private async Task<KsServer> StartServerAsync(int port = 0, double keepAliveSeconds = 15, double clientTimeoutSeconds = 30)
     {
         var server = await KsServer.StartAsync(new KsServerOptions
         {
             Port = port, JwksFile = _jwks, RolesFile = _roles, Issuer = TokenFactory.Issuer, Audience = TokenFactory.Audience,
+            KeepAliveSeconds = keepAliveSeconds, ClientTimeoutSeconds = clientTimeoutSeconds,
         });
         _servers.Add(server);
         return server;
@@ -44,18 +45,18 @@ public sealed class SourceTests : IAsyncLifetime
 
     // signalr -> file, one file per site and kind (both from the source's metadata), fast reconnects.
     private HubflowProcess Consumer(string name, JsonArray urls, JsonObject auth, JsonObject? reconnect = null,
-                                    string tokenIn = "header")
+                                    string tokenIn = "header", JsonObject? extra = null)
     {
         var consumer = HubflowProcess.Run(_scratch, name, new JsonObject
         {
             ["data_dir"] = _scratch.Path($"{name}-state"),
             ["sources"] = new JsonObject
             {
-                ["ks"] = new JsonObject
+                ["ks"] = Merge(new JsonObject
                 {
                     ["type"] = "signalr", ["urls"] = urls, ["auth"] = auth, ["token_in"] = tokenIn,
                     ["reconnect"] = reconnect ?? new JsonObject { ["initial_ms"] = 50, ["max_ms"] = 300 },
-                },
+                }, extra),
             },
             ["sinks"] = new JsonObject
             {
@@ -67,6 +68,12 @@ public sealed class SourceTests : IAsyncLifetime
         });
         _processes.Add(consumer);
         return consumer;
+    }
+
+    private static JsonObject Merge(JsonObject into, JsonObject? extra)
+    {
+        foreach (var (k, v) in extra ?? []) into[k] = v?.DeepClone();
+        return into;
     }
 
     private string[] Lines(string name, string kind)
@@ -122,6 +129,29 @@ public sealed class SourceTests : IAsyncLifetime
         Assert.DoesNotContain(token[^20..], c.Log);
     }
 
+    // ASP.NET Core drops a client silent for ClientTimeoutInterval and pings every KeepAliveInterval; the source
+    // pings every ping_interval_s and gives up on a hub silent for server_timeout_s. Both at a few seconds here:
+    // an idle connection must outlive both timeouts several times over.
+    [Fact]
+    public async Task AnIdleConnectionOutlivesBothSidesTimeouts()
+    {
+        var server = await StartServerAsync(keepAliveSeconds: 1, clientTimeoutSeconds: 2.5);
+        var c = Consumer("idle", new JsonArray($"ws://127.0.0.1:{server.Port}/v1/hub/entries?site_id={Site}"),
+            new JsonObject { ["token"] = _tokens.Token("admin") },
+            extra: new JsonObject { ["ping_interval_s"] = 1, ["server_timeout_s"] = 3 });
+        await Wait.UntilAsync(() => server.Connections == 1, Patience, "the connection");
+        var quietUntil = DateTime.UtcNow + TimeSpan.FromSeconds(8);
+        await Wait.UntilAsync(() => DateTime.UtcNow > quietUntil || server.Connections != 1 || c.Log.Contains("disconnected from"),
+            TimeSpan.FromSeconds(10), "eight quiet seconds");
+        Assert.Equal(1, server.Connections);
+        Assert.Equal(1, server.HubRequests);
+        await server.PublishAsync("entries", Site, null, KsEvents.Entry("after-quiet", null));
+        await Wait.UntilAsync(() => Lines("idle", "entry").Length == 1, Patience, "the event after the quiet");
+        Assert.Equal(0, await c.StopAsync());
+        c.AssertLog("disconnected from", present: false);
+        c.AssertLog("disconnects=0 ");
+    }
+
     [Fact]
     public async Task A401DropsTheTokenAndTheTokenFileIsReadAgainBeforeTheNextTry()
     {
@@ -159,7 +189,15 @@ public sealed class SourceTests : IAsyncLifetime
         var user = Consumer("site-user", new JsonArray($"ws://127.0.0.1:{server.Port}/v1/hub/incidents?site_id={Site}"),
             new JsonObject { ["token"] = _tokens.Token("plain") },
             new JsonObject { ["initial_ms"] = 10, ["max_ms"] = 50, ["config_error_ms"] = 1500 });
-        await Wait.UntilAsync(() => server.HubRequests >= 4, Patience, "two attempts of each");
+        try
+        {
+            await Wait.UntilAsync(() => server.HubRequests >= 4, Patience, "two attempts of each");
+        }
+        catch (TimeoutException e)
+        {
+            throw new Xunit.Sdk.XunitException($"{e.Message}; {server.HubRequests} requests, statuses " +
+                                               $"{string.Join(",", server.Statuses)}\n{c.Log}\n{user.Log}");
+        }
         int atStart = server.HubRequests;
         var t0 = DateTime.UtcNow;
         await Wait.UntilAsync(() => DateTime.UtcNow - t0 > TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(3), "two seconds");

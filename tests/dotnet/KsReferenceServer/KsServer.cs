@@ -22,6 +22,9 @@ public sealed class KsServerOptions
     public string Issuer { get; set; } = "";     // checked when not empty, as hubflow's auth.issuer
     public string Audience { get; set; } = "";   // checked when not empty, as hubflow's auth.audience
     public int LeewaySeconds { get; set; } = 30; // hubflow's auth.leeway_s default
+    // SignalR's own defaults: a ping every 15 s; a client silent for 30 s is dropped.
+    public double KeepAliveSeconds { get; set; } = 15;
+    public double ClientTimeoutSeconds { get; set; } = 30;
     public required string RolesFile { get; set; }
 }
 
@@ -98,7 +101,11 @@ public sealed class KsServer : IAsyncDisposable
         builder.Services.AddAuthorizationBuilder().AddPolicy("ks-hub", p =>
             p.RequireAuthenticatedUser().AddRequirements(new KsHubAccessRequirement()));
         // Both hub protocols, as a KS deployment offering MessagePack would; clients pick one in the handshake.
-        builder.Services.AddSignalR().AddMessagePackProtocol();
+        builder.Services.AddSignalR(o =>
+        {
+            o.KeepAliveInterval = TimeSpan.FromSeconds(options.KeepAliveSeconds);
+            o.ClientTimeoutInterval = TimeSpan.FromSeconds(options.ClientTimeoutSeconds);
+        }).AddMessagePackProtocol();
 
         var app = builder.Build();
         // Counted before anything can refuse, so a test sees every attempt a client made.

@@ -28,6 +28,7 @@
 #include <random>
 #include <sstream>
 
+#include "client/backfill.h"
 #include "client/blocking_worker.h"
 #include "hubflow/backoff.h"
 #include "hubflow/json.h"
@@ -111,6 +112,14 @@ public:
         ev.events = EPOLLIN;
         ev.data.ptr = &worker_;
         epoll_ctl(epoll_, EPOLL_CTL_ADD, worker_.event_fd(), &ev);
+        if (s_.backfill.enabled) {
+            std::vector<HubEndpoint> endpoints;
+            for (const auto& c : connections_)
+                endpoints.push_back(c->ep);
+            backfill_ = std::make_unique<Backfill>(s_.backfill, endpoints, s_.kind, context_, tls_, worker_, tokens_);
+            ev.data.ptr = backfill_.get();
+            epoll_ctl(epoll_, EPOLL_CTL_ADD, backfill_->event_fd(), &ev);
+        }
     }
     ~Loop() { ::close(epoll_); }
 
@@ -118,6 +127,7 @@ public:
         const auto start = steady::now();
         for (auto& c : connections_)
             c->next_attempt = start;
+        if (backfill_) backfill_->start();
         epoll_event events[64];
         while (!context_.stopping() && !gave_up_) {
             auto now = steady::now();
@@ -129,6 +139,8 @@ public:
             for (int i = 0; i < n; ++i) {
                 if (events[i].data.ptr == &worker_)
                     worker_.run_finished();
+                else if (backfill_ && events[i].data.ptr == backfill_.get())
+                    backfill_->on_ready();
                 else
                     on_ready(*static_cast<HubClient::Connection*>(events[i].data.ptr), events[i].events);
             }
@@ -136,12 +148,14 @@ public:
             now = steady::now();
             on_timers(now);
             renew_token_ahead(now);
+            if (backfill_) backfill_->poll(now);
         }
         emit_staged();
         for (auto& c : connections_) {
             say_goodbye(*c);
             end_gap_at_shutdown(*c);
         }
+        if (backfill_) backfill_->stop();
     }
 
 private:
@@ -158,6 +172,7 @@ private:
             else
                 next = std::min({next, c->last_ping + s_.ping_interval, c->last_received + s_.server_timeout});
         }
+        if (backfill_) next = std::min(next, backfill_->next_wake());
         return std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1);
     }
 
@@ -622,9 +637,26 @@ private:
         e.meta.user_id.clear();
         e.meta.id.clear();
         // A string argument holds the event's JSON text; an object argument is that JSON text already.
-        const JsonMember ids[] = {{"id", &e.meta.id}, {"user_id", &e.meta.user_id}};
-        find_json_members(e.payload, ids);
         e.meta.received_at = received_at_;
+        if (!backfill_) {
+            const JsonMember ids[] = {{"id", &e.meta.id}, {"user_id", &e.meta.user_id}};
+            find_json_members(e.payload, ids);
+            return;
+        }
+        // The backfill learns each live event's time and id: where a gap ends, and what not to emit twice.
+        event_time_.clear();
+        const JsonMember ids[] = {{"id", &e.meta.id}, {"user_id", &e.meta.user_id}, {"utc_date_time", &event_time_}};
+        find_json_members(e.payload, ids);
+        const std::size_t site = index_of(c);
+        if (staged_sites_.size() < staged_count_) staged_sites_.resize(staged_count_);
+        staged_sites_[staged_count_ - 1] = site;
+        backfill_->on_live(site, event_time_, e.meta.id);
+    }
+
+    std::size_t index_of(const HubClient::Connection& c) const {
+        for (std::size_t i = 0; i < connections_.size(); ++i)
+            if (connections_[i].get() == &c) return i;
+        return 0;
     }
 
     void emit_staged() {
@@ -633,6 +665,11 @@ private:
         for (std::size_t i = 0; i < staged_count_; ++i) {
             std::swap(batch[i].payload, staged_[i].payload);
             std::swap(batch[i].meta, staged_[i].meta);
+        }
+        if (backfill_) {
+            staged_sites_.resize(staged_count_);
+            staged_count_ = 0;
+            return backfill_->emit_live(std::move(batch), staged_sites_);
         }
         staged_count_ = 0;
         context_.emit(std::move(batch));
@@ -712,6 +749,7 @@ private:
         const auto now = steady::now();
         c.phase = Phase::open;
         c.last_received = c.last_ping = now;
+        if (backfill_) backfill_->on_open(index_of(c));
         c.backoff.reset();
         c.consecutive_failures = 0;
         c.config_error = false;
@@ -726,7 +764,8 @@ private:
             static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(gap).count()));
         log_.warn("reconnected to ", c.label, "; disconnected from ", format_utc(c.gap_since), " to ",
                   format_utc(context_.clock().now()), " (", seconds_text(gap), ", cause: ", c.gap_cause,
-                  "); events the hub sent in that interval were not received");
+                  backfill_ ? "); backfilling that interval from the history"
+                            : "); events the hub sent in that interval were not received");
     }
 
     // A gap still open when the source stops is reported too, or its events would go missing without a trace.
@@ -738,7 +777,8 @@ private:
             static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(gap).count()));
         log_.warn("stopping while disconnected from ", c.label, " since ", format_utc(c.gap_since), " (",
                   seconds_text(gap), ", cause: ", c.gap_cause,
-                  "); events the hub sent in that interval were not received");
+                  backfill_ ? "); the next start backfills that interval from the history"
+                            : "); events the hub sent in that interval were not received");
     }
 
     void start_gap(HubClient::Connection& c, const std::string& cause) {
@@ -747,6 +787,7 @@ private:
         c.gap_since = context_.clock().now();
         c.gap_since_steady = steady::now();
         c.gap_cause = cause;
+        if (backfill_) backfill_->on_disconnected(index_of(c), cause);
     }
 
     // An open connection was lost: reconnect soon (the backoff was reset when it opened).
@@ -830,9 +871,13 @@ private:
     std::string frame_;
     std::vector<Event> staged_;
     std::size_t staged_count_ = 0;
+    std::vector<std::size_t> staged_sites_;  // with backfill: the connection of each staged event
+    std::string event_time_;
     std::chrono::system_clock::time_point received_at_{};
     Gauge* connected_;
     Counter *attempts_, *disconnects_, *disconnected_ms_, *refused_, *protocol_errors_, *token_fetches_;
+    // Before the worker: the backfill's follow-ups run on it.
+    std::unique_ptr<Backfill> backfill_;
     // Last, so that it stops (waiting for a call in progress) before anything a call might use goes away.
     BlockingWorker worker_;
 };
@@ -843,7 +888,7 @@ HubClient::HubClient(HubClientSettings settings, TokenSettings tokens, Context& 
     : settings_(std::move(settings)), context_(context) {
     bool any_tls =
         std::any_of(settings_.endpoints.begin(), settings_.endpoints.end(), [](const auto& e) { return e.tls; }) ||
-        tokens.oauth.token_url.rfind("https:", 0) == 0;
+        tokens.oauth.token_url.rfind("https:", 0) == 0 || settings_.backfill.url.rfind("https:", 0) == 0;
     if (any_tls) {
         Poco::Net::initializeSSL();
         Poco::Net::Context::Params params;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "client/backfill.h"
 #include "client/hub_endpoint.h"
 #include "client/token_provider.h"
 #include "hubflow/context.h"
@@ -36,6 +37,7 @@ struct HubClientSettings {
     std::size_t max_message_bytes = std::size_t{1} << 20;
     std::string ca_file;
     bool insecure = false;
+    BackfillSettings backfill;
 };
 
 class HubClient {

@@ -88,6 +88,44 @@ ComponentDescription SignalrSource::describe() {
                       .type = F::integer,
                       .default_json = "60000",
                       .doc = "wait after a 403 or 404 (a configuration error, not worth a quick retry)"}}},
+         {.name = "backfill",
+          .type = F::object,
+          .doc = "fill every interval without a connection (and, at start, the time since the last event finished "
+                 "downstream) from the KS history; backfilled events have metadata source \"<node>.backfill\"",
+          .fields =
+              {{.name = "url",
+                .type = F::string,
+                .required = true,
+                .doc = "the history's base: {url}/v1.1/sites/{site_id}/entries or /incidents is asked"},
+               {.name = "page_size", .type = F::integer, .default_json = "100", .doc = "$top of each page (1..1000)"},
+               {.name = "max_gap_s",
+                .type = F::integer,
+                .default_json = "86400",
+                .doc = "a longer gap is filled for its last max_gap_s and reported as partly lost"},
+               {.name = "overlap_s",
+                .type = F::integer,
+                .default_json = "5",
+                .doc = "seconds asked for before the last event and after the first event of the new connection"},
+               {.name = "settle_ms",
+                .type = F::integer,
+                .default_json = "5000",
+                .doc = "wait before a gap is asked for, as the history shows events some seconds late"},
+               {.name = "initial_s",
+                .type = F::integer,
+                .default_json = "0",
+                .doc = "with no state in the data directory: backfill this many seconds before the first start"},
+               {.name = "max_requests_per_s",
+                .type = F::number,
+                .default_json = "5",
+                .doc = "history requests per second, shared by every site of the source"},
+               {.name = "emit_gap_events",
+                .type = F::boolean,
+                .default_json = "false",
+                .doc = "also emit an event of kind gap for every gap unrecoverable or partly lost"},
+               {.name = "request_timeout_s",
+                .type = F::number,
+                .default_json = "30",
+                .doc = "time allowed for one history page"}}},
          {.name = "ping_interval_s", .type = F::number, .default_json = "15", .doc = "client ping interval"},
          {.name = "server_timeout_s",
           .type = F::number,
@@ -173,6 +211,38 @@ void SignalrSource::configure(const ConfigView& config, Context& context) {
         ConfigView tls = config.object("tls");
         settings_.ca_file = tls.string("ca_file");
         settings_.insecure = tls.boolean("insecure");
+    }
+    if (config.has("backfill")) {
+        ConfigView b = config.object("backfill");
+        BackfillSettings& bf = settings_.backfill;
+        bf.enabled = true;
+        bf.url = b.string("url");
+        try {
+            HubEndpoint base = parse_hub_url(bf.url);
+            if (bf.url.rfind("http", 0) != 0) throw std::invalid_argument("the scheme must be https or http");
+            if (base.target.find('?') != std::string::npos)
+                throw std::invalid_argument("the URL must not have a query");
+        } catch (const std::invalid_argument& e) {
+            throw b.error("url", "'" + bf.url + "': " + e.what());
+        }
+        bf.page_size = b.integer_in("page_size", 1, 1000);
+        bf.max_gap_s = b.integer_in("max_gap_s", 1, 366LL * 86400);
+        bf.overlap_s = b.integer_in("overlap_s", 0, 3600);
+        bf.settle = std::chrono::milliseconds(b.integer_in("settle_ms", 0, 3'600'000));
+        bf.initial_s = b.integer_in("initial_s", 0, 366LL * 86400);
+        bf.max_requests_per_s = b.number_in("max_requests_per_s", 0.01, 1000);
+        bf.emit_gap_events = b.boolean("emit_gap_events");
+        bf.request_timeout = seconds_of(b, "request_timeout_s");
+        // The state advances only past what ended finished downstream.
+        bf.outcomes = &outcomes_;
+        outcomes_.tracking = context.track_deliveries(outcomes_);
+        for (const auto& ep : settings_.endpoints) {
+            if (ep.site_id.empty())
+                throw b.error("url", "backfill needs the site_id of every hub URL; " + ep.display + " has none");
+            if (ep.kind.empty())
+                throw b.error("url", "backfill needs hub URLs ending in /entries or /incidents (the history to ask); " +
+                                         ep.display + " ends in neither");
+        }
     }
     if (config.has("auth")) {
         ConfigView auth = config.object("auth");

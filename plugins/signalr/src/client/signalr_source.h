@@ -19,6 +19,7 @@ private:
     Context* context_ = nullptr;
     HubClientSettings settings_;
     TokenSettings tokens_;
+    DeliveryOutcomes outcomes_;  // with backfill: outlives the node's thread, as the host asks of a listener
 };
 
 }  // namespace hubflow::signalr

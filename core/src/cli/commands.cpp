@@ -8,6 +8,7 @@
 
 #include <Poco/Util/Application.h>
 
+#include "admin/admin_server.h"
 #include "config/pipeline.h"
 #include "plugins/plugin_loader.h"
 #include "runtime/runtime.h"
@@ -127,8 +128,23 @@ int command_run(const std::string& file, const CliOptions& options) {
         }
     });
 
+    // The admin server starts before the graph, so /readyz says "starting" rather than refusing connections.
+    std::unique_ptr<AdminServer> admin;
+    if (p.spec.admin.enabled()) {
+        admin = std::make_unique<AdminServer>(p.spec.admin, runtime, log);
+        try {
+            admin->start();
+        } catch (const std::exception& e) {
+            log.write(LogLevel::error, "", std::string(e.what()) + "; nothing was started");
+            finished = true;
+            signals.join();
+            return App::EXIT_SOFTWARE;
+        }
+    }
+
     log.write(LogLevel::info, "", "running " + file + " (" + std::to_string(p.spec.nodes.size()) + " nodes)");
     RunResult result = runtime.run();
+    if (admin) admin->stop();
     finished = true;
     signals.join();
     if (!result.unfinished.empty()) {

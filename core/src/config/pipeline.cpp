@@ -281,6 +281,58 @@ void check_claims(const std::vector<ClaimUse>& claims, Diagnostics& diags) {
 
 }  // namespace
 
+namespace {
+
+bool loopback_host(const std::string& host) {
+    return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+void read_admin(const Value& v, AdminSpec& admin, Diagnostics& diags) {
+    if (!v.is_object()) {
+        diags.add("", "admin", v.position, "expected an object {listen, token_env, allow_remote, tap, stall_after_s}");
+        return;
+    }
+    static const std::vector<std::string> keys = {"listen", "token_env", "allow_remote", "tap", "stall_after_s"};
+    for (const auto& [key, value] : v.as_object()) {
+        const std::string where = "admin." + key;
+        if (key == "listen" && value.is_string()) {
+            admin.listen = value.as_string();
+            auto colon = admin.listen.rfind(':');
+            bool port_ok = colon != std::string::npos && colon + 1 < admin.listen.size() &&
+                           admin.listen.find_first_not_of("0123456789", colon + 1) == std::string::npos &&
+                           admin.listen.size() - colon - 1 <= 5 && std::stoi(admin.listen.substr(colon + 1)) <= 65535;
+            if (!port_ok) diags.add("", where, value.position, "expected HOST:PORT, such as 127.0.0.1:9610");
+        } else if (key == "token_env" && value.is_string() && !value.as_string().empty()) {
+            admin.token_env = value.as_string();
+        } else if (key == "allow_remote" && value.is_bool()) {
+            admin.allow_remote = value.as_bool();
+        } else if (key == "tap" && value.is_bool()) {
+            admin.tap = value.as_bool();
+        } else if (key == "stall_after_s" && value.is_number() && value.as_double() > 0) {
+            admin.stall_after = std::chrono::milliseconds(static_cast<std::int64_t>(value.as_double() * 1000));
+        } else if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
+            diags.add("", where, value.position, "unknown key; known keys: " + join(keys));
+        } else {
+            diags.add("", where, value.position,
+                      key == "listen" || key == "token_env" ? "expected a non-empty string"
+                      : key == "stall_after_s"              ? "expected a positive number of seconds"
+                                                            : "expected true or false");
+        }
+    }
+    if (admin.listen.empty()) {
+        diags.add("", "admin.listen", v.position, "the admin server needs an address, such as 127.0.0.1:9610");
+        return;
+    }
+    const std::string host = admin.listen.substr(0, admin.listen.rfind(':'));
+    if (!loopback_host(host) && admin.token_env.empty() && !admin.allow_remote)
+        diags.add("", "admin.listen", v.position,
+                  "'" + host +
+                      "' is not a loopback address: set token_env (a bearer token the admin server "
+                      "requires) or allow_remote: true");
+}
+
+}  // namespace
+
 PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& registry, Diagnostics& diags) {
     PipelineSpec spec;
     spec.file = diags.file();
@@ -289,8 +341,8 @@ PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& r
         return spec;
     }
 
-    static const std::vector<std::string> top_keys = {"sources",        "filters",      "sinks",      "data_dir",
-                                                      "grace_period_s", "plugin_paths", "description"};
+    static const std::vector<std::string> top_keys = {"sources",        "filters",      "sinks",       "data_dir",
+                                                      "grace_period_s", "plugin_paths", "description", "admin"};
     for (const auto& [key, value] : document.as_object()) {
         if (std::find(top_keys.begin(), top_keys.end(), key) == top_keys.end())
             diags.add("", key, value.position,
@@ -314,6 +366,8 @@ PipelineSpec validate_pipeline(const Value& document, const ComponentRegistry& r
         else
             diags.add("", "plugin_paths", v->position, "expected a list of strings");
     }
+
+    if (const Value* v = document.find("admin")) read_admin(*v, spec.admin, diags);
 
     std::vector<ClaimUse> claims;
     std::set<std::string> names;

@@ -50,12 +50,23 @@ struct NodeSpec {
     bool schema_ok = false;  // set by validation: the config matched the component's schema
 };
 
+// The top-level `admin` object: the admin HTTP server (core/src/admin), off unless `listen` is set.
+struct AdminSpec {
+    std::string listen;                            // HOST:PORT; empty = no admin server
+    std::string token_env;                         // environment variable holding the bearer token; empty = no token
+    bool allow_remote = false;                     // a non-loopback address without a token
+    bool tap = false;                              // /api/v1/tap (events hold personal data: off by default)
+    std::chrono::milliseconds stall_after{60000};  // input waiting and nothing handled for this long: stalled
+    bool enabled() const { return !listen.empty(); }
+};
+
 struct PipelineSpec {
     std::string file;
     std::vector<NodeSpec> nodes;  // sources, then filters, then sinks, each in file order
     std::filesystem::path data_dir = ".hubflow";
     std::chrono::milliseconds grace_period{10000};
     std::vector<std::string> plugin_paths;
+    AdminSpec admin;
 
     const NodeSpec* find(const std::string& name) const;
 };

@@ -1,18 +1,13 @@
 #include "client/token_provider.h"
 
+#include "client/http_request.h"
+
 #include <Poco/Dynamic/Var.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/HTMLForm.h>
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/HTTPSClientSession.h>
-#include <Poco/StreamCopier.h>
-#include <Poco/URI.h>
 
 #include <fstream>
-#include <memory>
 #include <sstream>
 #include <stdexcept>
 
@@ -62,14 +57,6 @@ std::chrono::steady_clock::time_point TokenProvider::renew_at() const {
 
 std::string TokenProvider::fetch_oauth2() {
     const OAuth2Settings& o = settings_.oauth;
-    Poco::URI uri(o.token_url);
-    std::unique_ptr<Poco::Net::HTTPClientSession> session;
-    if (uri.getScheme() == "https")
-        session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), tls_);
-    else
-        session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
-    session->setTimeout(Poco::Timespan(std::chrono::duration_cast<std::chrono::microseconds>(o.timeout).count()));
-
     Poco::Net::HTMLForm form;
     form.set("grant_type", o.grant);
     form.set("client_id", o.client_id);
@@ -79,30 +66,28 @@ std::string TokenProvider::fetch_oauth2() {
         form.set("password", o.password);
     }
     if (!o.scope.empty()) form.set("scope", o.scope);
-    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST,
-                                   uri.getPathAndQuery().empty() ? "/" : uri.getPathAndQuery(),
-                                   Poco::Net::HTTPMessage::HTTP_1_1);
-    request.set("Accept", "application/json");
-    form.prepareSubmit(request);
+    HttpRequest request;
+    request.method = "POST";
+    request.url = o.token_url;
+    request.headers.emplace_back("Accept", "application/json");
+    request.content_type = "application/x-www-form-urlencoded";
+    std::ostringstream encoded;
+    form.write(encoded);
+    request.body = encoded.str();
+    request.timeout = o.timeout;
     const auto asked = clock_();
-    std::string body;
-    Poco::Net::HTTPResponse response;
-    try {
-        form.write(session->sendRequest(request));
-        std::istream& in = session->receiveResponse(response);
-        Poco::StreamCopier::copyToString(in, body, std::size_t{64} * 1024);
-    } catch (const Poco::Exception& e) {
-        throw std::runtime_error("token endpoint " + o.token_url + ": " + e.displayText());
-    }
+    const HttpReply response = http_request(request, tls_);
+    if (response.status == 0) throw std::runtime_error("token endpoint " + o.token_url + ": " + response.error);
+    const std::string& body = response.body;
     ++fetches_;
     Poco::JSON::Object::Ptr json;
     try {
         json = Poco::JSON::Parser().parse(body).extract<Poco::JSON::Object::Ptr>();
     } catch (const std::exception&) {
     }
-    if (response.getStatus() != Poco::Net::HTTPResponse::HTTP_OK) {
+    if (response.status != 200) {
         // The OAuth2 error code and description identify the problem without echoing anything secret.
-        std::string why = "HTTP " + std::to_string(static_cast<int>(response.getStatus()));
+        std::string why = "HTTP " + std::to_string(response.status);
         if (json && json->has("error")) why += ", " + json->getValue<std::string>("error");
         if (json && json->has("error_description")) why += ": " + json->getValue<std::string>("error_description");
         throw std::runtime_error("token endpoint " + o.token_url + " refused: " + why);

@@ -195,15 +195,25 @@ int command_plugins(const CliOptions& options) {
                   << " string           required\n"
                   << "      the component type, '" << d.type << "'\n";
         if (d.kind != ComponentKind::source)
-            std::cout << "  " << std::setw(24) << "inputs"
-                      << " list of strings  required\n"
-                      << "      nodes (or node.output) this node reads from\n"
-                      << "  " << std::setw(24) << "buffer.max_events"
-                      << " integer          default 10000\n"
-                      << "      capacity of the input queue, in events\n"
-                      << "  " << std::setw(24) << "buffer.when_full"
-                      << " string           default \"block\"\n"
-                      << "      block (backpressure) or drop_newest (dropped events are counted)\n";
+            std::cout
+                << "  " << std::setw(24) << "inputs"
+                << " list of strings  required\n"
+                << "      nodes (or node.output) this node reads from\n"
+                << "  " << std::setw(24) << "buffer.type"
+                << " string           default \"memory\"\n"
+                << "      memory, or disk: the input is kept in segment files that survive kill -9 and power loss\n"
+                << "  " << std::setw(24) << "buffer.max_events"
+                << " integer          default 10000\n"
+                << "      memory: capacity of the input queue, in events\n"
+                << "  " << std::setw(24) << "buffer.max_bytes"
+                << " integer          default 268435456\n"
+                << "      disk: bytes of segment files before when_full applies (at least 1 MiB)\n"
+                << "  " << std::setw(24) << "buffer.fsync"
+                << " string           default \"batch\"\n"
+                << "      disk: batch (each commit group synced at once) or interval (fsync_interval_ms)\n"
+                << "  " << std::setw(24) << "buffer.when_full"
+                << " string           default \"block\"\n"
+                << "      block (backpressure) or drop_newest (dropped events are counted)\n";
         return App::EXIT_OK;
     }
     std::cout << std::left << std::setw(14) << "TYPE" << std::setw(8) << "KIND" << std::setw(10) << "VERSION"

@@ -12,10 +12,13 @@
 #include <Poco/URI.h>
 
 #include <cstdlib>
+#include <thread>
 
 #include "admin/exposition.h"
 #include "admin/graph_json.h"
 #include "admin/process_stats.h"
+#include "admin/tap_stream.h"
+#include "admin/ui_page.h"
 #include "hubflow/json.h"
 
 namespace hubflow::core {
@@ -56,13 +59,14 @@ public:
     void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
         const std::string path = Poco::URI(request.getURI()).getPath();
         const bool get = request.getMethod() == "GET" || request.getMethod() == "HEAD";
-        static const char* const known[] = {"/livez", "/readyz", "/metrics", "/api/v1/graph"};
+        static const char* const known[] = {"/livez", "/readyz", "/metrics", "/api/v1/graph", "/api/v1/tap", "/ui"};
         bool is_known = false;
         for (const char* k : known)
             is_known |= path == k;
         if (!is_known) {
             send(response, HTTPResponse::HTTP_NOT_FOUND, "application/json",
-                 json_error("no such path; the admin server serves /livez, /readyz, /metrics, /api/v1/graph"));
+                 json_error("no such path; the admin server serves /livez, /readyz, /metrics, /api/v1/graph, "
+                            "/api/v1/tap, /ui"));
             return;
         }
         if (!get) {
@@ -73,6 +77,14 @@ public:
         }
         if (path == "/livez") {
             send(response, HTTPResponse::HTTP_OK, "text/plain; charset=utf-8", "ok\n");
+            return;
+        }
+        if (path == "/ui") {
+            // The page loads nothing from elsewhere, and this keeps it so.
+            response.set("Content-Security-Policy",
+                         "default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; "
+                         "style-src 'unsafe-inline'; img-src data:");
+            send(response, HTTPResponse::HTTP_OK, "text/html; charset=utf-8", std::string(ui_page()));
             return;
         }
         const auto now = std::chrono::steady_clock::now();
@@ -86,6 +98,11 @@ public:
             response.set("WWW-Authenticate", "Bearer realm=\"hubflow admin\"");
             send(response, HTTPResponse::HTTP_UNAUTHORIZED, "application/json",
                  json_error("a valid bearer token is required"));
+            return;
+        }
+        if (path == "/api/v1/tap") {
+            TapServer tap{server_.spec_, server_.runtime_, server_.stopping_, server_.open_taps_};
+            serve_tap(request, response, tap);
             return;
         }
         if (path == "/metrics") {
@@ -161,6 +178,11 @@ void AdminServer::start() {
 
 void AdminServer::stop() {
     if (!server_) return;
+    stopping_ = true;
+    // Open taps notice within one wait of theirs (200 ms) and detach from the runtime's nodes before it goes.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (open_taps_.load() > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     server_->stopAll(true);
     server_.reset();
 }

@@ -9,10 +9,14 @@
 //                         with a JSON body naming each node and why
 //   GET /metrics          Prometheus text 0.0.4, or OpenMetrics 1.0 when Accept asks for it (exposition.h)
 //   GET /api/v1/graph     nodes, edges and live counters as JSON (graph_json.h)
-// Anything else is 404, a known path with another method 405. With `token_env`, every path but /livez and
-// /readyz needs `Authorization: Bearer <token>` (401 otherwise; the token is never logged). Configuration
+//   GET /api/v1/tap       NDJSON samples of the events leaving a node, with `"tap": true` only (tap_stream.h)
+//   GET /ui               the live pipeline page (ui_page.h); static, so it needs no token: it asks for one and
+//                         sends it with its own requests
+// Anything else is 404, a known path with another method 405. With `token_env`, every path but /livez,
+// /readyz and /ui needs `Authorization: Bearer <token>` (401 otherwise; the token is never logged). Configuration
 // refuses a non-loopback address without a token unless allow_remote is set.
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -51,6 +55,8 @@ private:
     const std::chrono::system_clock::time_point started_;
     std::unique_ptr<Poco::Net::HTTPServer> server_;
     std::uint16_t port_ = 0;
+    std::atomic<bool> stopping_{false};  // tells open taps to end
+    std::atomic<int> open_taps_{0};
 };
 
 }  // namespace hubflow::core

@@ -171,6 +171,8 @@ std::string render_metrics(const RuntimeStatus& status, const ProcessStats& proc
                         static_cast<double>(n.queue_capacity));
         }
         w.gauge("hubflow_component_failed", "1 when the component has failed and stopped", id, n.failed ? 1 : 0);
+        w.counter("hubflow_tap_dropped_events", "samples of a component's output a tap reader could not take in time",
+                  id, n.tap_dropped);
         for (const auto& s : n.component) {
             const bool buffer = s.name.rfind("buffer_", 0) == 0;
             std::string family = metric_name(buffer ? "hubflow_" + s.name : "hubflow_" + n.type + "_" + s.name);

@@ -32,6 +32,7 @@ struct Runtime::Node {
     std::atomic<std::int64_t> last_progress_ns{0};                      // steady clock, 0 = never
     std::atomic<bool> failed{false};
     std::atomic<bool> finished{false};
+    TapPoint tap;  // samples of what the node emits, for the admin server
     std::thread thread;
     // Error-log rate limiting, touched only by the node's own thread.
     steady::time_point last_error_log{};
@@ -78,6 +79,7 @@ public:
             throw std::logic_error("emit() to undeclared output '" + std::string(output) + "'");
         }
         node_.metrics.emitted.add(batch->size());
+        if (node_.tap.active()) node_.tap.offer(batch, output);
         if (auto sent = node_.sent.find(output); sent != node_.sent.end()) sent->second->add(batch->size());
         // A filter's output is part of its input's journey; a tracking source starts a journey of its own.
         Ticket* parent = node_.current_input;
@@ -177,6 +179,7 @@ RuntimeStatus Runtime::status() const {
                     {"dropped_events", static_cast<std::int64_t>(n->metrics.dropped.value())},
                     {"errors", static_cast<std::int64_t>(n->metrics.errors.value())}};
         s.dropped_queue_full = n->metrics.dropped_queue_full.value();
+        s.tap_dropped = n->tap.dropped();
         s.component = n->metrics.component_samples();
         s.processing = n->metrics.processing.snapshot();
         out.nodes.push_back(std::move(s));
@@ -184,6 +187,12 @@ RuntimeStatus Runtime::status() const {
     for (const auto& e : edges_)
         out.edges.push_back({e->from, e->output, e->to_name, e->events.value()});
     return out;
+}
+
+TapPoint* Runtime::tap(const std::string& node) const {
+    for (const auto& n : nodes_)
+        if (n->spec.name == node) return &n->tap;
+    return nullptr;
 }
 
 std::vector<std::string> Runtime::node_names() const {

@@ -24,6 +24,7 @@
 #include "runtime/log.h"
 #include "runtime/node_input.h"
 #include "runtime/node_metrics.h"
+#include "runtime/tap.h"
 
 namespace hubflow::core {
 
@@ -52,6 +53,7 @@ struct RuntimeStatus {
         std::map<std::string, std::uint64_t> sent;              // by output ("" = default); for a sink: written
         std::vector<NodeMetrics::Sample> common;                // received, emitted, dropped, errors
         std::uint64_t dropped_queue_full = 0;
+        std::uint64_t tap_dropped = 0;  // samples a tap reader could not take in time
         std::vector<NodeMetrics::Sample> component;
         ProcessingTime::Snapshot processing;
     };
@@ -95,8 +97,12 @@ public:
     const NodeMetrics* metrics(const std::string& node) const;
     std::vector<std::string> node_names() const;
 
+    // The tap of a node by name (/api/v1/tap), nullptr when there is no such node. Valid for the Runtime's life.
+    TapPoint* tap(const std::string& node) const;
+
     // A consistent-enough snapshot for the admin server: every figure is read atomically, not all at once.
     RuntimeStatus status() const;
+    RuntimeStatus::Phase phase() const { return phase_.load(std::memory_order_relaxed); }
 
 private:
     struct Edge {

@@ -1,4 +1,5 @@
 #include "hubflow/dead_letters.h"
+#include "hubflow/line_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,62 +24,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The partial-tail repair reads and copies through a buffer of this size, so a huge partial tail does not
-// become a huge allocation.
-constexpr std::size_t repair_chunk = 64 * 1024;
-
-std::runtime_error io_error(std::string_view what, const std::string& path, int err) {
-    return std::runtime_error(std::string(what) + " '" + path + "': " + std::system_category().message(err));
-}
-
-// Writes all of `data`, looping on partial writes and EINTR. Returns 0, or the errno that stopped it; `done`
-// says how many bytes reached the file either way.
-int write_all(int fd, const char* data, std::size_t size, std::size_t& done) {
-    done = 0;
-    while (done < size) {
-        ssize_t n = ::write(fd, data + done, size - done);
-        if (n > 0) {
-            done += static_cast<std::size_t>(n);
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else {
-            return n < 0 ? errno : EIO;  // 0 bytes for a non-empty write: the device took nothing
-        }
-    }
-    return 0;
-}
-
-void read_at(int fd, char* out, std::size_t size, std::uint64_t offset, const std::string& path) {
-    std::size_t done = 0;
-    while (done < size) {
-        ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(offset + done));
-        if (n > 0) {
-            done += static_cast<std::size_t>(n);
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else {
-            throw io_error("cannot read", path, n < 0 ? errno : EIO);
-        }
-    }
-}
-
-// A new name (file or directory) is durable only once the directory holding it is synced.
-void sync_directory(const fs::path& dir) {
-    const fs::path name = dir.empty() ? fs::path(".") : dir;
-    int fd = ::open(name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw io_error("cannot open the directory", name.string(), errno);
-    int err = ::fsync(fd) == 0 ? 0 : errno;
-    ::close(fd);
-    if (err) throw io_error("cannot sync the directory", name.string(), err);
-}
-
 // Creates the missing directories of `dir`, each 0700, and syncs the parent of each one it creates.
 void create_private_directories(const fs::path& dir, const std::string& for_file) {
     std::vector<fs::path> missing;
     for (fs::path at = dir; !at.empty() && at != at.root_path(); at = at.parent_path()) {
         struct stat st {};
         if (::stat(at.c_str(), &st) == 0) break;
-        if (errno != ENOENT) throw io_error("cannot look at the directory", at.string(), errno);
+        if (errno != ENOENT) throw file_error("cannot look at the directory", at.string(), errno);
         missing.push_back(at);
     }
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
@@ -228,7 +180,7 @@ private:
         if (fd_ < 0) return;
         const int fd = std::exchange(fd_, -1);
         // Every write() was synced already; a close error still says the data may not be there.
-        if (::close(fd) != 0 && errno != EINTR) throw io_error("cannot close", current_path_, errno);
+        if (::close(fd) != 0 && errno != EINTR) throw file_error("cannot close", current_path_, errno);
     }
 
     int open_file(const std::string& path, std::uint64_t& size) {
@@ -241,10 +193,10 @@ private:
             created = fd >= 0;
             if (fd < 0 && errno == EEXIST) fd = ::open(path.c_str(), flags);
         }
-        if (fd < 0) throw io_error("cannot open the dead-letter file", path, errno);
+        if (fd < 0) throw file_error("cannot open the dead-letter file", path, errno);
         try {
             struct stat st {};
-            if (::fstat(fd, &st) != 0) throw io_error("cannot stat", path, errno);
+            if (::fstat(fd, &st) != 0) throw file_error("cannot stat", path, errno);
             if (!S_ISREG(st.st_mode)) throw std::runtime_error("cannot write '" + path + "': not a regular file");
             size = static_cast<std::uint64_t>(st.st_size);
             if (size > 0) size = repair_tail(path, fd, size);
@@ -258,49 +210,10 @@ private:
 
     // Returns the file's size after moving a partial last line, if any, to <path>.partial.
     std::uint64_t repair_tail(const std::string& path, int fd, std::uint64_t size) {
-        char last = 0;
-        read_at(fd, &last, 1, size - 1, path);
-        if (last == '\n') return size;
-
-        std::string buffer(repair_chunk, '\0');
-        std::uint64_t cut = 0;  // just after the last line break; 0 when the file has none
-        for (std::uint64_t end = size; end > 0;) {
-            const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(repair_chunk, end));
-            const std::uint64_t start = end - n;
-            read_at(fd, buffer.data(), n, start, path);
-            if (const void* nl = ::memrchr(buffer.data(), '\n', n)) {
-                cut = start + static_cast<std::uint64_t>(static_cast<const char*>(nl) - buffer.data()) + 1;
-                break;
-            }
-            end = start;
-        }
-
-        // The tail is made durable in <path>.partial before the main file loses it.
-        const std::string partial = path + ".partial";
-        int pfd = ::open(partial.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        if (pfd < 0) throw io_error("cannot open", partial, errno);
-        try {
-            std::size_t done = 0;
-            for (std::uint64_t at = cut; at < size;) {
-                const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(repair_chunk, size - at));
-                read_at(fd, buffer.data(), n, at, path);
-                if (int err = write_all(pfd, buffer.data(), n, done)) throw io_error("cannot write", partial, err);
-                at += n;
-            }
-            if (int err = write_all(pfd, "\n", 1, done)) throw io_error("cannot write", partial, err);
-            if (::fdatasync(pfd) != 0) throw io_error("cannot sync", partial, errno);
-        } catch (...) {
-            ::close(pfd);
-            throw;
-        }
-        ::close(pfd);
-        sync_directory(fs::path(partial).parent_path());
-        if (::ftruncate(fd, static_cast<off_t>(cut)) != 0)
-            throw io_error("cannot cut the partial last line of", path, errno);
-        if (::fdatasync(fd) != 0) throw io_error("cannot sync", path, errno);
-
+        const std::uint64_t cut = move_partial_last_line(fd, path, size, 0600);
+        if (cut == size) return size;
         log_.warn("dead-letter file '", path, "' ended in a partial line of ", size - cut,
-                  " bytes (an interrupted write); moved it to '", partial, "'");
+                  " bytes (an interrupted write); moved it to '", path, ".partial'");
         repaired_.add();
         return cut;
     }
@@ -322,12 +235,12 @@ private:
         bytes_.add(keep);
         if (err) {
             ::close(std::exchange(fd_, -1));
-            throw io_error("cannot write the dead-letter file", current_path_, err);
+            throw file_error("cannot write the dead-letter file", current_path_, err);
         }
         if (::fdatasync(fd_) != 0) {
             err = errno;
             ::close(std::exchange(fd_, -1));
-            throw io_error("cannot sync the dead-letter file", current_path_, err);
+            throw file_error("cannot sync the dead-letter file", current_path_, err);
         }
         records_.add(count);
     }

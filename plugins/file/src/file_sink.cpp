@@ -1,5 +1,7 @@
 #include "file_sink.h"
 
+#include "hubflow/line_file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,59 +31,9 @@ constexpr std::int64_t max_keep_files = 1000;
 constexpr std::int64_t max_fsync_interval_ms = 24 * 3600 * 1000;
 constexpr std::int64_t max_max_open_files = 100'000;
 
-// Reads and copies in the rare repair path go through a buffer of this size, so a huge partial tail
-// does not become a huge allocation.
-constexpr std::size_t repair_chunk = 64 * 1024;
-
-std::runtime_error io_error(std::string_view what, const std::string& path, int err) {
-    return std::runtime_error(std::string(what) + " '" + path + "': " + std::system_category().message(err));
-}
-
-// Writes all of `data`, looping on partial writes and EINTR. Returns 0, or the errno that stopped it;
-// `done` says how many bytes reached the file either way.
-int write_all(int fd, const char* data, std::size_t size, std::size_t& done) {
-    done = 0;
-    while (done < size) {
-        ssize_t n = ::write(fd, data + done, size - done);
-        if (n > 0) {
-            done += static_cast<std::size_t>(n);
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else {
-            return n < 0 ? errno : EIO;  // 0 bytes for a non-empty write: the device took nothing
-        }
-    }
-    return 0;
-}
-
-void write_all_or_throw(int fd, const char* data, std::size_t size, const std::string& path) {
-    std::size_t done = 0;
-    if (int err = write_all(fd, data, size, done)) throw io_error("cannot write", path, err);
-}
-
-void read_at(int fd, char* out, std::size_t size, std::uint64_t offset, const std::string& path) {
-    std::size_t done = 0;
-    while (done < size) {
-        ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(offset + done));
-        if (n > 0) {
-            done += static_cast<std::size_t>(n);
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else {
-            throw io_error("cannot read", path, n < 0 ? errno : EIO);
-        }
-    }
-}
-
 // A rename or a new name is durable only once the directory holding it is synced.
 void sync_directory_of(const std::string& path) {
-    fs::path dir = fs::path(path).parent_path();
-    if (dir.empty()) dir = ".";
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw io_error("cannot open the directory", dir.string(), errno);
-    int err = ::fsync(fd) == 0 ? 0 : errno;
-    ::close(fd);
-    if (err) throw io_error("cannot sync the directory", dir.string(), err);
+    sync_directory(fs::path(path).parent_path());
 }
 
 // One event, one line: a payload may carry raw line breaks as JSON whitespace, and those become spaces.
@@ -328,7 +280,7 @@ void FileSink::append(File& file, std::string_view data) {
     if (!err) return;
     if (keep < done && ::ftruncate(file.fd, static_cast<off_t>(file.size)) != 0)
         close(file, false);  // reopening repairs the tail into <path>.partial
-    throw io_error("cannot write", file.path, err);
+    throw file_error("cannot write", file.path, err);
 }
 
 void FileSink::ensure_open(File& file) {
@@ -361,13 +313,13 @@ void FileSink::open_file(File& file) {
         created = fd >= 0;
         if (fd < 0 && errno == EEXIST) fd = ::open(path, flags);
     }
-    if (fd < 0) throw io_error("cannot open", file.path, errno);
+    if (fd < 0) throw file_error("cannot open", file.path, errno);
 
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
         int err = errno;
         ::close(fd);
-        throw io_error("cannot stat", file.path, err);
+        throw file_error("cannot stat", file.path, err);
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd);
@@ -389,47 +341,10 @@ void FileSink::open_file(File& file) {
 }
 
 std::uint64_t FileSink::repair_tail(const File& file, int fd, std::uint64_t size) {
-    char last = 0;
-    read_at(fd, &last, 1, size - 1, file.path);
-    if (last == '\n') return size;
-
-    std::string buffer(repair_chunk, '\0');
-    std::uint64_t cut = 0;  // just after the last line break; 0 when the file has none
-    for (std::uint64_t end = size; end > 0;) {
-        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(repair_chunk, end));
-        std::uint64_t start = end - n;
-        read_at(fd, buffer.data(), n, start, file.path);
-        if (const void* nl = ::memrchr(buffer.data(), '\n', n)) {
-            cut = start + static_cast<std::uint64_t>(static_cast<const char*>(nl) - buffer.data()) + 1;
-            break;
-        }
-        end = start;
-    }
-
-    // The tail is made durable in <path>.partial before the main file loses it.
-    const std::string partial = file.path + ".partial";
-    int pfd = ::open(partial.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
-    if (pfd < 0) throw io_error("cannot open", partial, errno);
-    try {
-        for (std::uint64_t at = cut; at < size;) {
-            std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(repair_chunk, size - at));
-            read_at(fd, buffer.data(), n, at, file.path);
-            write_all_or_throw(pfd, buffer.data(), n, partial);
-            at += n;
-        }
-        write_all_or_throw(pfd, "\n", 1, partial);
-        if (::fdatasync(pfd) != 0) throw io_error("cannot sync", partial, errno);
-    } catch (...) {
-        ::close(pfd);
-        throw;
-    }
-    ::close(pfd);
-    sync_directory_of(partial);
-    if (::ftruncate(fd, static_cast<off_t>(cut)) != 0)
-        throw io_error("cannot cut the partial last line of", file.path, errno);
-
+    const std::uint64_t cut = move_partial_last_line(fd, file.path, size, 0666);
+    if (cut == size) return size;
     context_->log().warn("'", file.path, "' ended in a partial line of ", size - cut,
-                         " bytes (an interrupted write); moved it to '", partial, "'");
+                         " bytes (an interrupted write); moved it to '", file.path, ".partial'");
     partial_lines_repaired_->add();
     return cut;
 }
@@ -446,10 +361,10 @@ void FileSink::rotate(File& file) {
     for (int n = keep_files_ - 1; n >= 1; --n) {
         std::string from = numbered(n);
         if (::rename(from.c_str(), numbered(n + 1).c_str()) != 0 && errno != ENOENT)
-            throw io_error("cannot rotate", from, errno);
+            throw file_error("cannot rotate", from, errno);
     }
     int result = keep_files_ > 0 ? ::rename(file.path.c_str(), numbered(1).c_str()) : ::unlink(file.path.c_str());
-    if (result != 0 && errno != ENOENT) throw io_error("cannot rotate", file.path, errno);
+    if (result != 0 && errno != ENOENT) throw file_error("cannot rotate", file.path, errno);
     if (fsync_ != FsyncPolicy::never) sync_directory_of(file.path);
     files_rotated_->add();
     ensure_open(file);
@@ -458,7 +373,7 @@ void FileSink::rotate(File& file) {
 void FileSink::sync(File& file) {
     if (file.fd < 0) return;
     if (file.dirty) {
-        if (::fdatasync(file.fd) != 0) throw io_error("cannot sync", file.path, errno);
+        if (::fdatasync(file.fd) != 0) throw file_error("cannot sync", file.path, errno);
         file.dirty = false;
     }
     if (file.new_entry) {
@@ -479,7 +394,7 @@ void FileSink::close(File& file, bool sync_first) {
     }
     // No retry on EINTR: on Linux the descriptor is gone either way.
     if (::close(file.fd) != 0 && errno != EINTR && !failure)
-        failure = std::make_exception_ptr(io_error("cannot close", file.path, errno));
+        failure = std::make_exception_ptr(file_error("cannot close", file.path, errno));
     file.fd = -1;
     file.dirty = false;
     file.new_entry = false;
@@ -534,13 +449,7 @@ void FileSink::tick() {
     auto now = context_->clock().monotonic();
     if (now < next_sync_) return;
     next_sync_ = now + fsync_interval_;
-    try {
-        sync_all();
-    } catch (...) {
-        settle_unsynced(false);
-        throw;
-    }
-    settle_unsynced(true);
+    sync_and_settle();
 }
 
 std::chrono::milliseconds FileSink::tick_interval() const {
@@ -549,6 +458,10 @@ std::chrono::milliseconds FileSink::tick_interval() const {
 }
 
 void FileSink::flush() {
+    sync_and_settle();
+}
+
+void FileSink::sync_and_settle() {
     try {
         sync_all();
     } catch (...) {

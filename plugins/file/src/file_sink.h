@@ -86,6 +86,7 @@ private:
     void write_batch(const EventBatch& batch);
     // fsync=interval: settles what waited for this sync, delivered when it worked, lost when it did not.
     void settle_unsynced(bool synced);
+    void sync_and_settle();
     // Errors are gathered so that one bad file does not keep the others from being written or synced; the
     // call then throws them as one.
     void note_error(const std::string& message);

@@ -19,10 +19,15 @@ set(hubflow_install_code [[
   endif()
   set(HUBFLOW_BIN "${CMAKE_INSTALL_PREFIX}/bin/hubflow")
   set(HUBFLOW_CONFIG "${hubflow_etc}/pipeline.json")
-  # file(INSTALL) puts DESTDIR in front of absolute destinations itself.
-  file(INSTALL DESTINATION "${hubflow_etc}" TYPE FILE
-       PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
-       FILES "@HUBFLOW_PACKAGING_DIR@/pipeline.json")
+  # An operator's pipeline is never overwritten (the package marks it a conffile; a plain install keeps it).
+  if(EXISTS "$ENV{DESTDIR}${hubflow_etc}/pipeline.json")
+    message(STATUS "Kept: $ENV{DESTDIR}${hubflow_etc}/pipeline.json (the example is in the source tree's packaging/)")
+  else()
+    # file(INSTALL) puts DESTDIR in front of absolute destinations itself.
+    file(INSTALL DESTINATION "${hubflow_etc}" TYPE FILE
+         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
+         FILES "@HUBFLOW_PACKAGING_DIR@/pipeline.json")
+  endif()
   file(READ "@HUBFLOW_PACKAGING_DIR@/hubflow.service.in" unit)
   string(CONFIGURE "${unit}" unit @ONLY)
   # Written straight to its place: two installs at once (cpack, a test's --prefix) must not share a file.

@@ -5,8 +5,9 @@
 // unescaped, in the CLP-Continuation-Token header (or a $continuationToken query parameter). Pages may be empty
 // and still carry a token, as KS's partitioned store answers.
 //
-// `faults` is a list consulted in order, one entry per request, before the normal answer: an entry may answer
-// instead ({status, headers, body}), delay the answer ({delayMs}), or return nothing to answer normally. Every
+// `faults` is a list consulted in order, one entry per request, before the normal answer (or a function of the
+// request's record): an entry may answer instead ({status, headers, body}), delay the answer ({delayMs}), cut
+// the connection ({destroy: true}), or be null to answer normally. Every
 // request is recorded in `requests` ({site, hub, filter, top, token, auth, userId, status, at}).
 "use strict";
 const http = require("node:http");
@@ -61,7 +62,7 @@ function referenceHistory({ faults = [], emptyEvery = 0, tokenLifetime = Infinit
       res.writeHead(status, { "Content-Type": "application/json", ...headers });
       res.end(text);
     };
-    const fault = h.faults.length > 0 ? h.faults.shift() : null;
+    const fault = typeof h.faults === "function" ? h.faults(record) : h.faults.length > 0 ? h.faults.shift() : null;
     if (fault && fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
     if (fault && fault.status) return answer(fault.status, fault.body ?? "", fault.headers);
     if (fault && fault.destroy) { record.status = -1; return req.socket.destroy(); }

@@ -67,7 +67,7 @@ test("a disconnect is backfilled: missed events once, in time order, marked; pag
                                      auth: { token: "t0k" }, backfill: backfill(history) });
   try {
     await waitFor(() => /gap in .*: recovered/.test(c.text), 15000, "the gap to be recovered");
-    await waitFor(() => c.all().length >= 30, 5000, "every event in the files").catch((e) => { console.log(c.text, fs.readdirSync(dir), c.all().map((x) => x.id)); throw e; });
+    await waitFor(() => c.all().length >= 30, 5000, "every event in the files");
     assertOnce(c.all(), range(0, 30).map((k) => `${site}-e${k}`), "every event once");
     // The missed ones, in time order, and only they came from the history.
     assert.deepEqual(c.backfilled().map((e) => e.id), range(10, 20).map((k) => `${site}-e${k}`));
@@ -101,4 +101,138 @@ test("a disconnect is backfilled: missed events once, in time order, marked; pag
   }
   assert.match(c.text, /backfill_gaps_recovered=1 /);
   assert.match(c.text, /backfill_events=10 /);
+});
+
+// A hub whose connections play, per site, the next list of event numbers of `plan[site]`; every list but the
+// last ends with a Close (allowReconnect), so the source reconnects and has a gap to fill.
+function siteHub(plan) {
+  const count = new Map();
+  return referenceHub({
+    scenarios: [
+      (ws, socket, req) => {
+        const site = new URL(req.url, "http://x").searchParams.get("site_id");
+        const n = count.get(site) || 0;
+        count.set(site, n + 1);
+        const lists = plan[site];
+        ws.send("{}" + RS);
+        send(ws, site, lists[Math.min(n, lists.length - 1)]);
+        if (n < lists.length - 1) ws.send(closeMessage({ allowReconnect: true }));
+      },
+    ],
+  });
+}
+
+test("429 with Retry-After, 503 bursts, slow pages, cut connections and malformed bodies: retried at the same page", async () => {
+  const site = "s2";
+  const faults = [
+    null,
+    { status: 429, headers: { "Retry-After": "1" }, body: "{\"error\":\"too many requests\"}" },
+    { status: 503 }, { status: 503 }, { status: 503 },
+    { delayMs: 1500 },
+    { status: 200, body: "{not json" },
+    { status: 200, body: "{\"items\": 5}" },
+    { status: 200, body: "{\"items\": [{\"id\":\"x\"}], \"continuation_token\": 7}" },
+    { destroy: true },
+  ];
+  const history = referenceHistory({ faults });
+  history.add(site, "entries", ...range(0, 31).map((k) => ev(site, k)));
+  await history.listen();
+  const hub = siteHub({ [site]: [range(0, 6), range(25, 31)] });
+  await hub.listen();
+  const c = consumer("faults", { url: `ws://127.0.0.1:${hub.port}/v1/hub/entries?site_id=${site}`,
+                                 backfill: backfill(history) });
+  try {
+    await waitFor(() => /gap in .*: (recovered|unrecoverable)/.test(c.text), 30000, "the gap to end");
+    await waitFor(() => c.all().length >= 31, 5000, "every event in the files");
+    assertOnce(c.all(), range(0, 31).map((k) => `${site}-e${k}`), "every event once");
+    assert.deepEqual(c.backfilled().map((e) => e.id), range(6, 25).map((k) => `${site}-e${k}`));
+    assert.match(c.text, /gap in .*: recovered 19 events from the history/);
+    assert.match(c.text, /the history answered HTTP 429, Retry-After 1; retrying in 1000 ms at the same page/);
+    assert.equal((c.text.match(/the history answered HTTP 503; retrying in \d+ ms at the same page/g) || []).length, 3);
+    assert.match(c.text, /malformed history answer: the body is not valid JSON/);
+    assert.match(c.text, /malformed history answer: `items` is not an array/);
+    assert.match(c.text, /malformed history answer: `continuation_token` is neither a string nor null/);
+    assert.match(c.text, /history request failed: /);
+    // Each fault was asked again with the same token; the Retry-After was waited for.
+    const r = history.requests;
+    for (let i = 1; i < faults.length; i++)
+      assert.equal(r[i + 1].token, r[i].token, `request ${i + 1} repeats request ${i}`);
+    assert.ok(r[2].at - r[1].at >= 950, `asked again ${r[2].at - r[1].at} ms after the 429`);
+  } finally {
+    const code = await stop(c);
+    await hub.close();
+    await history.close();
+    assert.equal(code, 0, c.text);
+  }
+  assert.match(c.text, /backfill_retries=8 /); // the slow page was answered, not retried
+});
+
+test("a continuation token the history stops accepting: the query restarts from the last event emitted", async () => {
+  const site = "s3";
+  const history = referenceHistory({ faults: [null, null, { status: 400, body: { error: "token expired" } }] });
+  history.add(site, "entries", ...range(0, 31).map((k) => ev(site, k)));
+  // Several events in one second, so that the restart from that second finds some already emitted.
+  history.add(site, "entries", ...["a", "b", "c"].map((x) => ev(site, 12, { id: `${site}-e12${x}` })));
+  await history.listen();
+  const hub = siteHub({ [site]: [range(0, 6), range(25, 31)] });
+  await hub.listen();
+  const c = consumer("token400", { url: `ws://127.0.0.1:${hub.port}/v1/hub/entries?site_id=${site}`,
+                                   backfill: backfill(history, { page_size: 4 }) });
+  try {
+    await waitFor(() => /gap in .*: (recovered|unrecoverable)/.test(c.text), 20000, "the gap to end");
+    await waitFor(() => c.all().length >= 34, 5000, "every event in the files");
+    const ids = [...range(0, 31).map((k) => `${site}-e${k}`), ...["a", "b", "c"].map((x) => `${site}-e12${x}`)];
+    assertOnce(c.all(), ids, "every event once");
+    assert.match(c.text, /the history no longer accepts the continuation token \(HTTP 400 .*token expired.*\); restarting the query from \S+/);
+    // The third request (the second page's token) was refused; the fourth starts a new query, no token.
+    const r = history.requests;
+    assert.notEqual(r[2].token, null);
+    assert.equal(r[3].token, null);
+    const restartedAt = parseFilter(r[3].filter).ge;
+    assert.ok(restartedAt > parseFilter(r[0].filter).ge, "the new query starts at the last event emitted");
+    assert.match(c.text, /gap in .*: recovered 22 events from the history/);
+  } finally {
+    const code = await stop(c);
+    await hub.close();
+    await history.close();
+    assert.equal(code, 0, c.text);
+  }
+});
+
+test("403, 404, a 400 on a new query and malformed answers for good: unrecoverable, logged, counted, gap events", async () => {
+  const sites = ["s403", "s404", "s400", "sbad"];
+  const history = referenceHistory({
+    faults: (r) => ({ s403: { status: 403, body: "forbidden" }, s404: { status: 404 },
+                      s400: { status: 400, body: { error: "unsupported $filter" } },
+                      sbad: { status: 200, body: "<html>proxy error</html>" } })[r.site] || null,
+  });
+  await history.listen();
+  const plan = Object.fromEntries(sites.map((s) => [s, [range(0, 3), range(10, 13)]]));
+  const hub = siteHub(plan);
+  await hub.listen();
+  const c = consumer("refused", { url: `ws://127.0.0.1:${hub.port}/v1/hub/entries?site_id={site_id}`, sites,
+                                  backfill: backfill(history, { emit_gap_events: true }) });
+  try {
+    await waitFor(() => (c.text.match(/: unrecoverable: /g) || []).length === 4, 40000, "four unrecoverable gaps");
+    assert.match(c.text, /site_id=s403 from \S+ to \S+ \(disconnected: .*\): unrecoverable: the history answered HTTP 403 \(forbidden\): the token lacks the scope or the site role for it; 0 events recovered before that/);
+    assert.match(c.text, /site_id=s404 .*unrecoverable: the history answered HTTP 404: check backfill.url and the site id/);
+    assert.match(c.text, /site_id=s400 .*unrecoverable: the history answered HTTP 400 \(.*unsupported \$filter.*\)/);
+    assert.match(c.text, /site_id=sbad .*unrecoverable: the history's answers are malformed \(the body is not a JSON object, 5 times\)/);
+    await waitFor(() => c.backfilled().filter((e) => e.kind === "gap").length === 4, 5000, "four gap events");
+    const gaps = c.backfilled().filter((e) => e.kind === "gap");
+    assert.deepEqual(gaps.map((g) => g.site_id).sort(), [...sites].sort());
+    for (const g of gaps) {
+      assert.equal(g.hub, "entries");
+      assert.equal(g.unrecoverable, true);
+      assert.equal(g.start, utc(1));
+      assert.equal(g.end, utc(11));
+      assert.ok(g.reason.length > 10, g.reason);
+    }
+  } finally {
+    const code = await stop(c);
+    await hub.close();
+    await history.close();
+    assert.equal(code, 0, c.text);
+  }
+  assert.match(c.text, /backfill_gaps_unrecoverable=4 /);
 });

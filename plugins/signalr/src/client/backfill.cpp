@@ -19,6 +19,7 @@
 #include <limits>
 #include <sstream>
 #include <system_error>
+#include <unordered_map>
 
 #include "client/http_request.h"
 #include "hubflow/backoff.h"
@@ -289,8 +290,12 @@ struct Backfill::Site {
     std::optional<std::int64_t> mark;            // the newest live event's time finished downstream
     std::optional<std::int64_t> emitted;         // the newest event time emitted (saved, to count replays later)
     std::optional<std::int64_t> emitted_before;  // `emitted` as the previous run left it
+    std::optional<std::int64_t> saved_emitted;   // `emitted` as the state file has it
     std::multimap<std::int64_t, std::string> seen_by_time;
-    std::unordered_set<std::string> seen;
+    std::unordered_map<std::string, std::int64_t> seen;  // id -> event time
+    // Ids of the live events finished downstream in the last overlap_s before the mark: a restart's gap starts
+    // overlap_s before the mark and must not emit them again.
+    std::multimap<std::int64_t, std::string> finished;
 };
 
 struct Backfill::Gap {
@@ -327,6 +332,7 @@ struct Backfill::Effect {
     std::string token;
     std::int64_t query_from = 0;
     std::uint64_t recovered = 0;
+    std::vector<std::pair<std::int64_t, std::string>> ids;  // mark: the batch's live events of the site
 };
 
 struct Backfill::InFlight {
@@ -507,9 +513,9 @@ void Backfill::on_live(std::size_t site, std::string_view utc_date_time, std::st
 
 void Backfill::remember(std::size_t site, std::int64_t t, std::string_view id) {
     Site& s = *sites_[site];
-    auto [it, added] = s.seen.emplace(id);
+    auto [it, added] = s.seen.emplace(std::string(id), t);
     if (!added) return;
-    s.seen_by_time.emplace(t, *it);
+    s.seen_by_time.emplace(t, it->first);
     prune(site);
 }
 
@@ -745,7 +751,6 @@ void Backfill::on_page(Gap& g, const std::string& body) {
             ++g.replayed;
             replayed_->add();
         }
-        s.emitted = std::max(s.emitted.value_or(f.t), f.t);
     }
     g.recovered += found.size();
     events_->add(found.size());
@@ -757,6 +762,7 @@ void Backfill::on_page(Gap& g, const std::string& body) {
     progress.query_from = g.query_from;
     progress.time = g.cursor;
     progress.recovered = g.recovered;
+    if (!found.empty()) write_ahead(g.site, found.back().t);
     emit_tracked(std::move(batch), {progress});
     if (next) {
         g.state = Gap::State::waiting;
@@ -826,18 +832,33 @@ void Backfill::finish(Gap& g, const std::string& unrecoverable) {
 
 void Backfill::emit_live(EventBatch&& batch, const std::vector<std::size_t>& sites) {
     std::vector<Effect> effects;
-    for (std::size_t site : sites) {
-        Site& s = *sites_[site];
+    for (std::size_t i = 0; i < sites.size() && i < batch.size(); ++i) {
+        Site& s = *sites_[sites[i]];
         if (!s.last_live) continue;
-        s.emitted = std::max(s.emitted.value_or(*s.last_live), *s.last_live);
-        if (!effects.empty() && effects.back().site == site) continue;
-        Effect e;
-        e.what = Effect::What::mark;
-        e.site = site;
-        e.time = *s.last_live;
-        effects.push_back(e);
+        auto e = std::find_if(effects.begin(), effects.end(), [&](const Effect& x) { return x.site == sites[i]; });
+        if (e == effects.end()) {
+            e = effects.emplace(effects.end());
+            e->what = Effect::What::mark;
+            e->site = sites[i];
+        }
+        e->time = *s.last_live;
+        const std::string& id = batch[i].meta.id;
+        if (id.empty()) continue;
+        if (auto found = s.seen.find(id); found != s.seen.end()) e->ids.emplace_back(found->second, id);
     }
+    // Live events come in time order: a couple of seconds ahead covers the next ones without a write each.
+    for (const Effect& e : effects)
+        write_ahead(e.site, e.time + 2);
     emit_tracked(std::move(batch), std::move(effects));
+}
+
+// The newest event time emitted is on disk before the events are handed on, so that a restart after a crash
+// knows which backfilled events may repeat what was in flight (and counts them).
+void Backfill::write_ahead(std::size_t site, std::int64_t t) {
+    Site& s = *sites_[site];
+    s.emitted = std::max(s.emitted.value_or(t), t);
+    if (s.saved_emitted && *s.saved_emitted >= t) return;
+    save();
 }
 
 void Backfill::emit_tracked(EventBatch&& batch, std::vector<Effect> effects) {
@@ -890,8 +911,13 @@ void Backfill::apply(const Effect& e) {
     dirty_ = true;
     switch (e.what) {
         case Effect::What::mark: {
-            auto& mark = sites_[e.site]->mark;
-            mark = std::max(mark.value_or(e.time), e.time);
+            Site& s = *sites_[e.site];
+            s.mark = std::max(s.mark.value_or(e.time), e.time);
+            for (const auto& [t, id] : e.ids)
+                s.finished.emplace(t, id);
+            while (!s.finished.empty() &&
+                   (s.finished.begin()->first < *s.mark - s_.overlap_s || s.finished.size() > max_seen_ids))
+                s.finished.erase(s.finished.begin());
             return;
         }
         case Effect::What::progress:
@@ -926,6 +952,14 @@ void Backfill::save() {
         if (s.mark) text += ",\"mark\":" + std::to_string(*s.mark);
         const auto emitted = s.emitted ? s.emitted : s.emitted_before;
         if (emitted) text += ",\"emitted\":" + std::to_string(*emitted);
+        text += ",\"finished\":[";
+        for (auto f = s.finished.begin(); f != s.finished.end(); ++f) {
+            if (f != s.finished.begin()) text += ',';
+            text += '[' + std::to_string(f->first) + ',';
+            append_json_string(text, f->second);
+            text += ']';
+        }
+        text += ']';
         text += ",\"gaps\":[";
         bool first = true;
         for (const auto& g : gaps_) {
@@ -971,6 +1005,8 @@ void Backfill::save() {
         dirty_ = true;
         return;
     }
+    for (auto& s : sites_)
+        s->saved_emitted = s->emitted ? s->emitted : s->emitted_before;
     if (int dir = ::open(context_.data_dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
         ::fsync(dir);
         ::close(dir);
@@ -995,7 +1031,17 @@ void Backfill::load() {
             const std::size_t site = static_cast<std::size_t>(it - sites_.begin());
             Site& s = **it;
             if (o->has("mark")) s.mark = o->getValue<std::int64_t>("mark");
-            if (o->has("emitted")) s.emitted_before = o->getValue<std::int64_t>("emitted");
+            if (o->has("emitted")) s.emitted_before = s.saved_emitted = o->getValue<std::int64_t>("emitted");
+            // Finished before the stop: the restart's gap skips them (and keeps them until it has passed them).
+            if (auto finished = o->getArray("finished"))
+                for (std::size_t j = 0; j < finished->size(); ++j) {
+                    auto pair = finished->getArray(static_cast<unsigned>(j));
+                    if (!pair || pair->size() != 2) continue;
+                    const auto t = pair->getElement<std::int64_t>(0);
+                    const auto id = pair->getElement<std::string>(1);
+                    s.finished.emplace(t, id);
+                    if (s.seen.emplace(id, t).second) s.seen_by_time.emplace(t, id);
+                }
             auto gaps = o->getArray("gaps");
             for (std::size_t j = 0; gaps && j < gaps->size(); ++j) {
                 auto go = gaps->getObject(static_cast<unsigned>(j));
@@ -1024,7 +1070,17 @@ void Backfill::load() {
 }
 
 void Backfill::stop() {
-    settle_outcomes();
+    // What is still in flight gets a bounded time to end, so that a clean stop leaves nothing to send twice.
+    const auto deadline = steady::now() + std::chrono::seconds(5);
+    for (;;) {
+        settle_outcomes();
+        if (!tracking_ || frozen_ || in_flight_.empty()) break;
+        if (!s_.outcomes->wait_until(deadline)) break;
+    }
+    if (tracking_ && !frozen_ && !in_flight_.empty())
+        log_.warn(in_flight_.size(),
+                  " batches had not ended downstream 5 s after the stop: the backfill state stays "
+                  "before them, and the next start emits them again");
     if (started_) save();
 }
 

@@ -13,6 +13,7 @@
 #include <Poco/Net/Context.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -39,8 +40,16 @@ namespace hubflow::signalr {
 class DeliveryOutcomes final : public DeliveryListener {
 public:
     void batch_ended(std::uint64_t batch_number, BatchOutcome outcome) override {
-        std::lock_guard lock(mutex_);
-        ended_.emplace_back(batch_number, outcome);
+        {
+            std::lock_guard lock(mutex_);
+            ended_.emplace_back(batch_number, outcome);
+        }
+        changed_.notify_all();
+    }
+    // False when nothing was reported by `deadline`.
+    bool wait_until(std::chrono::steady_clock::time_point deadline) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_until(lock, deadline, [&] { return !ended_.empty(); });
     }
     std::vector<std::pair<std::uint64_t, BatchOutcome>> take() {
         std::lock_guard lock(mutex_);
@@ -50,6 +59,7 @@ public:
 
 private:
     std::mutex mutex_;
+    std::condition_variable changed_;
     std::vector<std::pair<std::uint64_t, BatchOutcome>> ended_;
 };
 
@@ -125,6 +135,7 @@ private:
     void finish(Gap& g, const std::string& unrecoverable);
     Gap* find(std::uint64_t id);
     void remember(std::size_t site, std::int64_t t, std::string_view id);
+    void write_ahead(std::size_t site, std::int64_t t);
     void prune(std::size_t site);
     std::string history_url(const Gap& g) const;
     void emit_tracked(EventBatch&& batch, std::vector<Effect> effects);

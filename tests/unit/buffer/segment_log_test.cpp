@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -512,19 +513,27 @@ TEST_F(RealDirTest, FilesArePrivateToTheServiceUser) {
     EXPECT_EQ(st.st_mode & 0777, 0600U);
 }
 
-TEST_F(RealDirTest, WriterAndReaderThreadsLoseAndRepeatNothing) {
+// A writer, a reader and a third thread releasing batches (two at a time, the later one first, as tickets of a
+// disk buffer end on any thread), with frequent ledger writes from both sides.
+TEST_F(RealDirTest, WriterReaderAndReleaserThreadsLoseAndRepeatNothing) {
     auto files = make_posix_file_layer();
     auto options = small(root_ / "node");
     options.segment_bytes = 64 << 10;
-    options.max_bytes = 1 << 20;             // the writer waits for the reader now and then
+    options.max_bytes = 1 << 20;             // the writer waits for the releases now and then
     options.memory_window_bytes = 16 << 10;  // and the reader falls back to the files
+    options.ledger_interval = std::chrono::milliseconds(2);
     constexpr std::uint64_t total = 40000;
     SegmentLog log(*files, options);
     log.open();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    std::atomic<bool> stop{false};
+    std::mutex mutex;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> to_release;
+    std::atomic<bool> reading_done{false};
+
     std::thread writer([&] {
         std::uint64_t i = 0;
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-        while (i < total && std::chrono::steady_clock::now() < deadline) {
+        while (i < total && !stop && std::chrono::steady_clock::now() < deadline) {
             std::uint64_t seq = 0;
             std::uint64_t batch = 0;
             while (batch < 400 && i < total && log.append(payload(i), seq) == SegmentLog::Append::ok) {
@@ -535,22 +544,45 @@ TEST_F(RealDirTest, WriterAndReaderThreadsLoseAndRepeatNothing) {
             if (batch == 0) std::this_thread::yield();
         }
     });
+    std::thread releaser([&] {
+        while (!stop && std::chrono::steady_clock::now() < deadline) {
+            std::vector<std::pair<std::uint64_t, std::uint64_t>> batches;
+            {
+                std::lock_guard lock(mutex);
+                if (to_release.size() >= 2 || (reading_done && !to_release.empty())) batches.swap(to_release);
+            }
+            if (batches.empty()) {
+                if (reading_done) break;
+                std::this_thread::yield();
+                continue;
+            }
+            for (auto it = batches.rbegin(); it != batches.rend(); ++it)
+                log.release(it->first, it->second);
+            (void)log.stats();
+        }
+    });
     std::uint64_t expected = 0;
     std::vector<Record> out;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (expected < total && std::chrono::steady_clock::now() < deadline) {
+    while (expected < total && !stop && std::chrono::steady_clock::now() < deadline) {
         out.clear();
         if (log.next(out, 256) == 0) {
             std::this_thread::yield();
             continue;
         }
         for (const auto& r : out) {
-            ASSERT_EQ(r.seq, expected);
-            ASSERT_EQ(r.payload, payload(expected));
+            if (r.seq != expected || r.payload != payload(expected)) {
+                ADD_FAILURE() << "expected seq " << expected << ", got " << r.seq;
+                stop = true;
+                break;
+            }
             ++expected;
         }
-        log.release(out.front().seq, out.size());
+        std::lock_guard lock(mutex);
+        to_release.emplace_back(out.front().seq, out.size());
     }
+    reading_done = true;
+    releaser.join();
+    stop = true;
     writer.join();
     EXPECT_EQ(expected, total);
     EXPECT_EQ(log.stats().records, 0U);

@@ -1,4 +1,4 @@
-// hubflow's command line. Subcommands: run, validate, graph, plugins. Exit codes are documented in the
+// hubflow's command line. Subcommands: run, validate, graph, plugins, token, top. Exit codes are documented in the
 // README and in --help; they are the sysexits values Poco's Application names.
 
 #include <csignal>
@@ -55,6 +55,15 @@ protected:
         token_option("kid", "with 'token': the key id written in the header", "KID");
         token_option("ttl", "with 'token': lifetime in seconds (default 3600; negative for an expired token)",
                      "SECONDS");
+        options.addOption(Option("admin", "", "with 'top': the admin server's URL (default http://127.0.0.1:9610)")
+                              .argument("URL")
+                              .callback(Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_top_admin)));
+        options.addOption(
+            Option("token-env", "", "with 'top': the environment variable holding the admin bearer token")
+                .argument("VAR")
+                .callback(Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_top_token_env)));
+        options.addOption(Option("once", "", "with 'top': print one table (rates over one second) and exit")
+                              .callback(Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_top_once)));
         options.addOption(Option("log-level", "", "debug, info (default), warn or error")
                               .argument("LEVEL")
                               .callback(Poco::Util::OptionCallback<HubflowApp>(this, &HubflowApp::handle_level)));
@@ -73,6 +82,12 @@ protected:
             return command_token(options_.token);
         }
         if (!options_.token.empty()) return usage_error("token options go with the 'token' command");
+        if (command == "top") {
+            if (!rest.empty()) return usage_error("'top' takes options only: --admin URL, --token-env VAR, --once");
+            return command_top(options_);
+        }
+        if (!options_.top_admin.empty() || !options_.top_token_env.empty() || options_.top_once)
+            return usage_error("--admin, --token-env and --once go with the 'top' command");
         if (command == "plugins") {
             if (!rest.empty()) return usage_error("'plugins' takes no arguments besides --describe TYPE");
             return command_plugins(options_);
@@ -84,7 +99,7 @@ protected:
             if (command == "validate") return command_validate(rest[0], options_);
             return command_graph(rest[0], options_);
         }
-        return usage_error("unknown command '" + command + "'; commands: run, validate, graph, plugins, token");
+        return usage_error("unknown command '" + command + "'; commands: run, validate, graph, plugins, token, top");
     }
 
 private:
@@ -103,7 +118,8 @@ private:
             "  validate FILE   check the pipeline file and report every problem found\n"
             "  graph FILE      print the pipeline as a Graphviz DOT graph\n"
             "  plugins         list every component: type, kind, plugin file, version, description\n"
-            "  token           print a development JWT for the signalr_hub sink (never for production keys)\n\n"
+            "  token           print a development JWT for the signalr_hub sink (never for production keys)\n"
+            "  top             a live table of a running instance from its admin server (--admin URL, --once)\n\n"
             "Options:");
         help.setFooter(
             "Exit codes: 0 success; 1 the run ended with a failed node or a drain that outlasted the grace "
@@ -118,6 +134,9 @@ private:
     }
     void handle_plugin_dir(const std::string&, const std::string& value) { options_.plugin_dirs.push_back(value); }
     void handle_describe(const std::string&, const std::string& value) { options_.describe = value; }
+    void handle_top_admin(const std::string&, const std::string& value) { options_.top_admin = value; }
+    void handle_top_token_env(const std::string&, const std::string& value) { options_.top_token_env = value; }
+    void handle_top_once(const std::string&, const std::string&) { options_.top_once = true; }
     void handle_token_option(const std::string& name, const std::string& value) {
         options_.token.emplace_back(name, value);
     }

@@ -585,7 +585,20 @@ RecoveryReport SegmentLog::open() {
             }
             // Damaged bytes.
             if (step.next >= f.size) {
-                if (newest) {
+                if (newest && expected < ledger_next) {
+                    // The ledger was written after every seq below its next seq was synced: these bytes held
+                    // synced records, so this is damage, not a write cut short.
+                    std::uint64_t end_seq =
+                        std::min(ledger_next, expected + (f.size - pos) / format::record_header_size + 1);
+                    std::uint64_t lost = mark_released_locked(expected, end_seq);
+                    report.records_set_aside += lost;
+                    report.problems.push_back({RecoveryReport::Problem::Kind::set_aside, f.path, pos, f.size - pos,
+                                               expected, end_seq, lost,
+                                               "bytes after the last good record held synced records"});
+                    seg.skip.emplace_back(pos, f.size);
+                    if (lost > 0) preserve(f.path, pos, f.size - pos);
+                    expected = end_seq;
+                } else if (newest) {
                     report.torn_bytes_cut += f.size - pos;
                     // A bit flip in the newest record looks the same; first_seq says which record that would be.
                     report.problems.push_back({RecoveryReport::Problem::Kind::torn_tail, f.path, pos, f.size - pos,
@@ -864,6 +877,9 @@ void SegmentLog::sync() {
         }
         synced_end_ = next_seq_;
         segment_bytes_on_disk_ += bytes;
+        // The ledger also records how far the log was synced (at most every ledger_interval), which lets
+        // recovery tell damage in the newest records from a torn write.
+        ledger_dirty_ = true;
     }
     // A new segment's file stays open for the appends that follow.
     if (staged_.back().create) active_file_ = std::move(staged_.back().file);

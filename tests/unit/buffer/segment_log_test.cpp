@@ -220,6 +220,27 @@ TEST(SegmentLog, TornTailIsLeftUnreadAndReported) {
     EXPECT_EQ(drain(log).size(), 2U);
 }
 
+// The newest record's header damaged: a torn write would look the same, but the ledger says it was synced.
+TEST(SegmentLog, DamagedNewestRecordIsSetAsideWhenTheLedgerSaysItWasSynced) {
+    FaultFileLayer files;
+    {
+        SegmentLog log(files, small());
+        log.open();
+        append_synced(log, 0, 10);
+        log.checkpoint();  // the ledger now says: synced up to seq 10
+    }
+    files.flip_bit(dir / format::segment_file_name(1), format::segment_header_size + 3 * record_bytes + 5, 2);
+    SegmentLog log(files, small());
+    auto report = log.open();
+    EXPECT_EQ(report.records_set_aside, 1U);
+    EXPECT_EQ(report.torn_bytes_cut, 0U);
+    ASSERT_EQ(report.problems.size(), 1U);
+    EXPECT_EQ(report.problems[0].kind, RecoveryReport::Problem::Kind::set_aside);
+    EXPECT_EQ(report.problems[0].first_seq, 9U);
+    EXPECT_EQ(report.problems[0].end_seq, 10U);
+    EXPECT_EQ(drain(log).size(), 9U);
+}
+
 TEST(SegmentLog, FlippedVersionFieldIsDamageNotANewerFormat) {
     FaultFileLayer files;
     {

@@ -38,7 +38,7 @@ field() { dpkg-deb -f "$1" "$2"; }
 [ "$(field "$dev" Package)" = hubflow-dev ] || fail "dev package is named '$(field "$dev" Package)'"
 depends=$(field "$deb" Depends)
 # Found by dpkg-shlibdeps in the program's and plugins' ELF files, not written by hand.
-for lib in libc6 libstdc++6 libpocofoundation80 libpocoutil80 libpoconet80 librdkafka1 libdeflate0; do
+for lib in libc6 libstdc++6 libsystemd0 libpocofoundation80 libpocoutil80 libpoconet80 librdkafka1 libdeflate0; do
     grep -q "\b$lib\b" <<<"$depends" || fail "hubflow's Depends lacks $lib: $depends"
 done
 grep -qi hubflow <<<"$depends" && fail "hubflow depends on a hubflow package (the SDK library is inside it): $depends"
@@ -94,7 +94,7 @@ unset HUBFLOW_PLUGIN_PATH LD_LIBRARY_PATH
 # --- the unit -------------------------------------------------------------------------------------------------
 unit="$root/usr/lib/systemd/system/hubflow.service"
 grep -qx 'ExecStart=/usr/bin/hubflow run /etc/hubflow/pipeline.json' "$unit" || fail "ExecStart: $(grep ExecStart= "$unit")"
-for line in 'ExecReload=/bin/kill -HUP $MAINPID' StateDirectory=hubflow DynamicUser=yes ProtectSystem=strict \
+for line in Type=notify NotifyAccess=main 'ExecReload=/bin/kill -HUP $MAINPID' StateDirectory=hubflow DynamicUser=yes ProtectSystem=strict \
     ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes CapabilityBoundingSet= \
     'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' WantedBy=multi-user.target; do
     grep -qxF "$line" "$unit" || fail "the unit lacks '$line'"
@@ -117,7 +117,7 @@ if command -v systemd-analyze >/dev/null; then
 else
     # Without systemd: every line is a comment, a [Section] or Key=value with a key systemd knows here.
     awk '/^(#|$)/ || /^\[(Unit|Service|Install)\]$/ { next }
-         /^(Description|Documentation|After|Wants|Type|ExecStart|ExecReload|EnvironmentFile|Restart|RestartSec|RestartPreventExitStatus|TimeoutStopSec|DynamicUser|StateDirectory|StateDirectoryMode|ConfigurationDirectory|WorkingDirectory|UMask|LimitNOFILE|Protect[A-Za-z]+|Private[A-Za-z]+|NoNewPrivileges|CapabilityBoundingSet|AmbientCapabilities|Restrict[A-Za-z]+|LockPersonality|MemoryDenyWriteExecute|ProcSubset|RemoveIPC|SystemCall[A-Za-z]+|WantedBy)=/ { next }
+         /^(Description|Documentation|After|Wants|Type|NotifyAccess|ExecStart|ExecReload|EnvironmentFile|Restart|RestartSec|RestartPreventExitStatus|TimeoutStopSec|DynamicUser|StateDirectory|StateDirectoryMode|ConfigurationDirectory|WorkingDirectory|UMask|LimitNOFILE|Protect[A-Za-z]+|Private[A-Za-z]+|NoNewPrivileges|CapabilityBoundingSet|AmbientCapabilities|Restrict[A-Za-z]+|LockPersonality|MemoryDenyWriteExecute|ProcSubset|RemoveIPC|SystemCall[A-Za-z]+|WantedBy)=/ { next }
          { bad = 1; print "unit line " NR ": " $0 } END { exit bad }' "$unit" || fail "unknown lines in the unit"
     echo "package test: no systemd-analyze here; the unit's keys were checked by a simple parse"
 fi

@@ -12,6 +12,7 @@
 #include "config/pipeline.h"
 #include "plugins/plugin_loader.h"
 #include "runtime/runtime.h"
+#include "service/systemd_notify.h"
 
 namespace hubflow::core {
 
@@ -143,6 +144,7 @@ int command_run(const std::string& file, const CliOptions& options) {
     }
 
     log.write(LogLevel::info, "", "running " + file + " (" + std::to_string(p.spec.nodes.size()) + " nodes)");
+    SystemdNotifier systemd(runtime, log);  // READY=1 once running, under systemd only
     RunResult result = runtime.run();
     if (admin) admin->stop();
     finished = true;

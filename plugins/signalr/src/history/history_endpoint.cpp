@@ -87,6 +87,13 @@ bool HistoryEndpoint::admit(const std::string& access_token, std::chrono::system
 }
 
 HttpAnswer HistoryEndpoint::handle(const HistoryRequestHead& request) {
+    HttpAnswer a = answer(request);
+    Counter* counter = a.status == 200 ? settings_.answered : settings_.refused;
+    if (counter) counter->add();
+    return a;
+}
+
+HttpAnswer HistoryEndpoint::answer(const HistoryRequestHead& request) {
     auto target = parse_history_path(request.path);
     if (!target)
         return text_answer(404, "Not Found", "no such history: use /v1.1/sites/{site_id}/entries or /incidents");
@@ -169,6 +176,7 @@ HttpAnswer HistoryEndpoint::handle(const HistoryRequestHead& request) {
     try {
         page = store_->query(r);
     } catch (const std::exception& e) {
+        settings_.warn(std::string("history: a page of ") + target->site + " could not be read: " + e.what());
         return text_answer(503, "Service Unavailable", "the history cannot be read now", "Retry-After: 5\r\n");
     }
     std::string next;

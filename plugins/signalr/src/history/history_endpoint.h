@@ -17,6 +17,7 @@
 #include "auth/roles.h"
 #include "auth/token_verifier.h"
 #include "history/history_store.h"
+#include "hubflow/context.h"
 
 namespace hubflow::signalr {
 
@@ -24,6 +25,9 @@ struct HistoryEndpointSettings {
     std::chrono::seconds token_ttl{3600};  // how long a continuation token stays valid
     double max_requests_per_s = 0;         // per access token; 0 = no limit
     std::function<std::chrono::system_clock::time_point()> clock = [] { return std::chrono::system_clock::now(); };
+    Counter* answered = nullptr;                                               // pages served (200)
+    Counter* refused = nullptr;                                                // requests answered 4xx or 5xx
+    std::function<void(const std::string&)> warn = [](const std::string&) {};  // a page that could not be read
 };
 
 struct HttpAnswer {
@@ -55,6 +59,7 @@ public:
     static std::string load_or_create_key(const std::string& dir);
 
 private:
+    HttpAnswer answer(const HistoryRequestHead& request);
     bool admit(const std::string& access_token, std::chrono::system_clock::time_point now, double& retry_after_s);
 
     HistoryEndpointSettings settings_;

@@ -204,6 +204,9 @@ void HubSink::start() {
         auto store = std::make_shared<FileHistoryStore>(history_settings_);
         history_ = store;
         history_appended_ = &m.counter("history_appended", "events written to the history");
+        endpoint_settings_.answered = &m.counter("history_pages", "history pages served");
+        endpoint_settings_.refused = &m.counter("history_refused", "history requests answered 4xx or 5xx");
+        endpoint_settings_.warn = [log](const std::string& problem) { log->warn(problem); };
         server_->serve_history(
             std::make_shared<HistoryEndpoint>(endpoint_settings_, store, verifier, roles,
                                               HistoryEndpoint::load_or_create_key(history_settings_.dir.string())));

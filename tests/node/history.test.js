@@ -5,11 +5,12 @@
 "use strict";
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn } = require("node:child_process");
+const { spawn, spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const http = require("node:http");
+const https = require("node:https");
 const signalR = require("@microsoft/signalr");
 const { waitFor, mintToken } = require("./support");
 
@@ -32,7 +33,7 @@ function writeRoles(table) {
 }
 
 // Starts `hubflow run` with a generator feeding a hub with history; resolves once it listens.
-function startHub(name, history, { rate = 200, seed = 5 } = {}) {
+function startHub(name, history, { rate = 200, seed = 5, tls } = {}) {
   const pipeline = {
     data_dir: path.join(dir, name),
     sources: {
@@ -40,7 +41,7 @@ function startHub(name, history, { rate = 200, seed = 5 } = {}) {
     },
     sinks: {
       hub: { type: "signalr_hub", inputs: ["ks"], listen: "127.0.0.1:0", auth: { hs256_secret: SECRET },
-             roles: { file: rolesFile }, history },
+             roles: { file: rolesFile }, history, ...(tls ? { tls } : {}) },
     },
   };
   const file = path.join(dir, `${name}.json`);
@@ -50,7 +51,7 @@ function startHub(name, history, { rate = 200, seed = 5 } = {}) {
     const hub = { child, base: null, log: "" };
     child.stderr.on("data", (d) => {
       hub.log += d;
-      const m = /history at \S+ and \/incidents on (http:\/\/[0-9.]+:\d+)/.exec(hub.log);
+      const m = /history at \S+ and \/incidents on (https?:\/\/[0-9.]+:\d+)/.exec(hub.log);
       if (m && !hub.base) {
         hub.base = m[1];
         resolve(hub);
@@ -455,6 +456,39 @@ test("rate limit per access token: 429 with Retry-After; the delay before events
     assert.equal(early.status, 200, early.body);
     assert.ok(!early.json.items.some((e) => e.id === probe.id), "visible before delay_ms");
     await waitFor(() => has(b), 10000, "the entry to become visible");
+  } finally {
+    await stopHub(hub, "SIGKILL");
+  }
+});
+
+test("over TLS: the same endpoints on the hub's wss:// listener, https://", async () => {
+  const made = spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+    "-keyout", path.join(dir, "key.pem"), "-out", path.join(dir, "cert.pem"), "-subj", "/CN=127.0.0.1",
+    "-addext", "subjectAltName=IP:127.0.0.1"], { encoding: "utf8" });
+  assert.equal(made.status, 0, made.stderr);
+  const ca = fs.readFileSync(path.join(dir, "cert.pem"));
+  const hub = await startHub("tls", {}, { rate: 100,
+    tls: { cert: path.join(dir, "cert.pem"), key: path.join(dir, "key.pem") } });
+  try {
+    assert.match(hub.base, /^https:/);
+    const getTls = (target, headers) => new Promise((resolve, reject) => {
+      const req = https.request(`${hub.base}${target}`, { headers, ca, agent: false }, (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    const auth = { Authorization: `Bearer ${token("admin")}` };
+    await waitFor(async () => JSON.parse((await getTls(`/v1.1/sites/${SITE_A}/entries?$top=5`, auth)).body).items
+      .length === 5, 10000, "five entries over https");
+    const first = JSON.parse((await getTls(`/v1.1/sites/${SITE_A}/entries?$top=5`, auth)).body);
+    const next = await getTls(`/v1.1/sites/${SITE_A}/entries?$top=5`,
+      { ...auth, "CLP-Continuation-Token": first.continuation_token });
+    assert.equal(next.status, 200, next.body);
+    assert.notDeepEqual(JSON.parse(next.body).items, first.items);
+    assert.equal((await getTls(`/v1.1/sites/${SITE_A}/entries`, {})).status, 401);
   } finally {
     await stopHub(hub, "SIGKILL");
   }

@@ -1,6 +1,6 @@
 // The floor for generator -> file: make the same KS events with the generator's own factory and write them,
 // one line each, to a file in batches of the same size, with no host in between (no Event objects, queues,
-// threads or path templates). bench/run-pipeline-throughput runs it side by side with `hubflow run`.
+// threads or path templates). bench/cases/generator-file runs it side by side with `hubflow run`.
 //
 //   bench_bare_loop COUNT FILE [BATCH] [sync]
 // With `sync`, every batch is fdatasync'ed after it is written: the floor for a durable append log at that

@@ -1,5 +1,5 @@
 // The `kafka` sink against a bare librdkafka producer loop, both producing the same messages into librdkafka's
-// mock cluster with the same properties. bench/run-kafka runs it side by side and writes the report.
+// mock cluster with the same properties. bench/cases/kafka runs it side by side.
 //
 //   bench_kafka MODE COUNT [BATCH]
 //     MODE  sink         KafkaSink::write() per batch of BATCH events, then flush()

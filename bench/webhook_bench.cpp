@@ -1,6 +1,5 @@
 // The `webhook` sink posting into a local receiver: a Poco HTTPServer in this process that reads every body
-// and answers 200 (the receiver of the webhook tests, counting only). bench/run-webhook runs it and writes the
-// report.
+// and answers 200 (the receiver of the webhook tests, counting only). bench/cases/webhook runs it.
 //
 //   bench_webhook BATCH COUNT [MAX_IN_FLIGHT]
 //     BATCH  events per request (batch.max_events); 1 = one JSON object per request, else a JSON array

@@ -10,7 +10,13 @@
 //   - fan-out spread: for each event id, the time between its arrival on the first and on the last
 //     connection (p50/p99/max). Events seen by fewer connections than were open (the window's edges, a
 //     dropped connection) are counted as incomplete and left out;
-//   - the client's CPU (getrusage), and with --server-pid the server's CPU per thread and its RSS from /proc.
+//   - the client's CPU (getrusage), and with --server-pid the server's CPU per thread and its RSS from /proc;
+//   - with --schedule IDS --schedule-rate R: latency from publish to receipt. The server publishes known events
+//     on a known schedule (IDS: their ids in order, one a line; event i leaves in the batch of floor(R/100)
+//     events, 1..512, that is due when its last event is, at t0 + i/R: hubflow's generator and the bench's
+//     ASP.NET Core replay both do so; --schedule-batch 1 for a publisher that sends each event when due). t0 is not
+//     visible from here, so it is taken as the moment that makes the fastest delivery of the window take no time: the
+//     figures are latency above that floor.
 // Answers WebSocket pings, sends a SignalR ping record right after the handshake and every --ping-interval
 // seconds (the server drops a client silent for 30 s). Frames are decoded here with a few lines of code:
 // unmasked server frames, masked client frames, fragmentation tolerated.
@@ -26,6 +32,7 @@
 //                   [--protocol signalr|nats] [--subject ks.entries]
 //                   [--duration 10] [--settle 1] [--server-pid PID] [--per-address 5000]
 //                   [--max-pending 512] [--ping-interval 10] [--connect-timeout 60] [--rss-limit-mb 0]
+//                   [--schedule IDS --schedule-rate R [--schedule-batch B]]
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -89,6 +96,9 @@ struct Options {
     long rss_limit_mb = 0;  // end the window early when the server's RSS passes this (0 = no limit)
     bool nats = false;
     std::string subject = "ks.entries";
+    std::string schedule;  // file of event ids in publish order (latency from publish to receipt)
+    double schedule_rate = 0;
+    int schedule_batch = 0;  // 0: the generator's, floor(rate/100) in 1..512
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -96,7 +106,7 @@ struct Options {
                  "hub_load_client: %s\nusage: hub_load_client --port P --token JWT [--host H] [--path P] [-n N] "
                  "[--duration S] [--settle S] [--server-pid PID] [--per-address K] [--max-pending K] "
                  "[--ping-interval S] [--connect-timeout S] [--rss-limit-mb MB] [--protocol signalr|nats] "
-                 "[--subject S]\n",
+                 "[--subject S] [--schedule IDS --schedule-rate R [--schedule-batch B]]\n",
                  why);
     std::exit(2);
 }
@@ -137,6 +147,12 @@ Options parse_args(int argc, char** argv) {
             o.rss_limit_mb = std::stol(value());
         else if (a == "--subject")
             o.subject = value();
+        else if (a == "--schedule")
+            o.schedule = value();
+        else if (a == "--schedule-rate")
+            o.schedule_rate = std::stod(value());
+        else if (a == "--schedule-batch")
+            o.schedule_batch = std::stoi(value());
         else if (a == "--protocol") {
             std::string p = value();
             if (p != "signalr" && p != "nats") usage("--protocol is signalr or nats");
@@ -147,6 +163,7 @@ Options parse_args(int argc, char** argv) {
     if (o.port <= 0) usage("--port is required");
     if (o.nats && o.path == Options{}.path) o.path = "/";
     if (o.n <= 0 || o.per_address <= 0 || o.max_pending <= 0) usage("-n, --per-address, --max-pending must be > 0");
+    if (!o.schedule.empty() && o.schedule_rate <= 0) usage("--schedule needs --schedule-rate > 0");
     return o;
 }
 
@@ -361,6 +378,7 @@ public:
             append_client_frame(ping_, 0x1, std::string_view("{\"type\":6}\x1e"));
         }
         if (inet_pton(AF_INET, o_.host.c_str(), &server_.sin_addr) != 1) usage("--host must be an IPv4 address");
+        if (!o_.schedule.empty()) load_schedule();
         server_.sin_family = AF_INET;
         server_.sin_port = htons(static_cast<std::uint16_t>(o_.port));
     }
@@ -381,6 +399,8 @@ public:
         stats_ = Stats{};
         spreads_.clear();
         spread_samples_.clear();
+        latency_samples_.clear();
+        unscheduled_ = 0;
         for (auto& c : conns_)
             c.deliveries = 0;
         open_at_window_ = open_;
@@ -819,6 +839,13 @@ private:
         ++conns_[i].deliveries;
         EventKey key;
         if (!event_key(record, key, !o_.nats)) return;
+        if (!schedule_.empty()) {
+            auto due = schedule_.find(key);
+            if (due == schedule_.end())
+                ++unscheduled_;
+            else
+                latency_samples_.push_back(now - due->second);
+        }
         auto [it, inserted] = spreads_.try_emplace(key);
         Spread& s = it->second;
         if (inserted) {
@@ -916,6 +943,28 @@ private:
 
     // ---- report ------------------------------------------------------------------------------------------
 
+    // Event i of the schedule is due (relative to the unknown t0) when the last event of its batch is.
+    void load_schedule() {
+        std::ifstream f(o_.schedule);
+        if (!f) usage(("--schedule: cannot read " + o_.schedule).c_str());
+        const double r = o_.schedule_rate;
+        const std::uint64_t batch = o_.schedule_batch > 0
+                                        ? static_cast<std::uint64_t>(o_.schedule_batch)
+                                        : static_cast<std::uint64_t>(std::clamp(std::floor(r / 100.0), 1.0, 512.0));
+        std::string line;
+        std::uint64_t i = 0;
+        while (std::getline(f, line)) {
+            if (line.empty()) continue;
+            std::string quoted = "\"id\":\"" + line + "\"";
+            EventKey key;
+            if (!event_key(quoted, key, false)) continue;
+            const std::uint64_t last = i / batch * batch + batch - 1;
+            schedule_.try_emplace(key, static_cast<std::int64_t>(static_cast<double>(last) / r * 1e9));
+            ++i;
+        }
+        if (schedule_.empty()) usage(("--schedule: no ids in " + o_.schedule).c_str());
+    }
+
     static double pct(std::vector<std::int64_t>& v, double q) {
         if (v.empty()) return std::nan("");
         std::size_t k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
@@ -1003,6 +1052,18 @@ private:
              ",\"p50_ms\":" + num(pct(spread_samples_, 0.5) / 1e6) +
              ",\"p99_ms\":" + num(pct(spread_samples_, 0.99) / 1e6) +
              ",\"max_ms\":" + num(pct(spread_samples_, 1.0) / 1e6) + "}";
+        if (!schedule_.empty()) {
+            // Shifted so that the fastest delivery took no time (t0 is the server's, unseen here).
+            std::int64_t floor_ns =
+                latency_samples_.empty() ? 0 : *std::min_element(latency_samples_.begin(), latency_samples_.end());
+            for (auto& v : latency_samples_)
+                v -= floor_ns;
+            j += ",\"latency\":{\"deliveries\":" + std::to_string(latency_samples_.size()) +
+                 ",\"unscheduled\":" + std::to_string(unscheduled_) +
+                 ",\"p50_ms\":" + num(pct(latency_samples_, 0.5) / 1e6) +
+                 ",\"p99_ms\":" + num(pct(latency_samples_, 0.99) / 1e6) +
+                 ",\"max_ms\":" + num(pct(latency_samples_, 1.0) / 1e6) + "}";
+        }
         j += ",\"client_cpu_s\":" + num(client_cpu, 3);
         j += ",\"client_cpu_total_s\":" + num(cpu_self_s(), 3);
         j += ",\"machine_busy_cpu_s\":" + num(machine_busy_window_s_, 2);
@@ -1056,6 +1117,9 @@ private:
     Stats stats_;
     std::unordered_map<EventKey, Spread, EventKeyHash> spreads_;
     std::vector<std::int64_t> spread_samples_;
+    std::unordered_map<EventKey, std::int64_t, EventKeyHash> schedule_;  // event -> due, ns after t0
+    std::vector<std::int64_t> latency_samples_;                          // receipt - due, per delivery
+    std::uint64_t unscheduled_ = 0;
     char buf_[256 * 1024];
 };
 

@@ -236,3 +236,28 @@ def write_result(path, result):
     if path:
         with open(path, "w") as f:
             json.dump(result, f, indent=1)
+
+
+LOCK = "/tmp/hubflow-build.lock"
+
+
+def dotnet_build(project, out):
+    """Release build of a .NET peer (a project under bench/dotnet) into `out`, under the build lock, as the bench
+    installs its other peers itself; returns the path of its program."""
+    if not shutil.which("dotnet"):
+        sys.exit("dotnet (the .NET 10 SDK) is needed for the .NET peers; it is missing from PATH")
+    path = os.path.join(ROOT, "bench", "dotnet", project)
+    env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1")
+    log(f"dotnet build {path} -c Release")
+    r = subprocess.run(["flock", LOCK, "dotnet", "build", path, "-c", "Release", "-o", out, "--nologo", "-v", "q"],
+                       capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"dotnet build of bench/dotnet/{project} failed ({r.returncode}):\n{(r.stdout + r.stderr)[-3000:]}")
+    return os.path.join(out, project)
+
+
+def aspnet_version():
+    """The ASP.NET Core runtime the .NET peers run on (the newest installed)."""
+    out = subprocess.run(["dotnet", "--list-runtimes"], capture_output=True, text=True).stdout
+    found = [line.split()[1] for line in out.splitlines() if line.startswith("Microsoft.AspNetCore.App ")]
+    return found[-1] if found else "?"

@@ -236,3 +236,155 @@ test("403, 404, a 400 on a new query and malformed answers for good: unrecoverab
   }
   assert.match(c.text, /backfill_gaps_unrecoverable=4 /);
 });
+
+test("a restart backfills from the last event finished downstream; nothing twice after a clean stop", async () => {
+  const site = "s5";
+  const history = referenceHistory();
+  history.add(site, "entries", ...range(0, 31).map((k) => ev(site, k)));
+  await history.listen();
+  const hub = referenceHub({
+    scenarios: [
+      (ws) => { ws.send("{}" + RS); send(ws, site, range(0, 10)); },
+      (ws) => { ws.send("{}" + RS); send(ws, site, range(25, 31)); },
+    ],
+  });
+  await hub.listen();
+  const source = { url: `ws://127.0.0.1:${hub.port}/v1/hub/entries?site_id=${site}`, backfill: backfill(history) };
+  const first = consumer("restart", source);
+  await waitFor(() => first.live().length === 10, 10000, "the first run's events");
+  assert.equal(await stop(first), 0, first.text);
+  assert.equal(history.requests.length, 0, "no state and initial_s 0: nothing to backfill at the first start");
+  const second = consumer("restart", source);
+  try {
+    await waitFor(() => /gap in .*: recovered/.test(second.text), 15000, "the restart's gap");
+    await waitFor(() => second.all().length >= 31, 5000, "every event in the files");
+    assertOnce(second.all(), range(0, 31).map((k) => `${site}-e${k}`), "every event once");
+    assert.match(second.text, new RegExp(`\\(restart: events after ${utc(9)}, the last one finished downstream\\): recovered 15 events`));
+    assert.equal(history.requests[0].filter, `utc_date_time ge ${utc(8)} and utc_date_time le ${utc(26)}`);
+  } finally {
+    const code = await stop(second);
+    await hub.close();
+    await history.close();
+    assert.equal(code, 0, second.text);
+  }
+  assert.match(second.text, /backfill_replayed=0 /);
+});
+
+test("kill -9 in the middle of a gap: the restart resumes at the page reached; repeats only of what was in flight, counted", async () => {
+  const site = "s6";
+  const history = referenceHistory({ faults: () => ({ delayMs: 100 }) });
+  history.add(site, "entries", ...range(0, 61).map((k) => ev(site, k)));
+  await history.listen();
+  const hub = referenceHub({
+    scenarios: [
+      (ws) => { ws.send("{}" + RS); send(ws, site, range(0, 6)); ws.send(closeMessage({ allowReconnect: true })); },
+      (ws) => { ws.send("{}" + RS); send(ws, site, range(50, 56)); },
+      (ws) => { ws.send("{}" + RS); send(ws, site, range(56, 61)); },
+    ],
+  });
+  await hub.listen();
+  const source = { url: `ws://127.0.0.1:${hub.port}/v1/hub/entries?site_id=${site}`,
+                   backfill: backfill(history, { page_size: 2 }) };
+  const first = consumer("kill9", source);
+  await waitFor(() => first.backfilled().length >= 16, 20000, "half the gap backfilled");
+  first.proc.kill("SIGKILL");
+  await first.exited;
+  const before = history.requests.length;
+  const second = consumer("kill9", source);
+  try {
+    // Two gaps end in the second run: the one resumed, and the restart's own (from the last live event finished).
+    await waitFor(() => (second.text.match(/gap in .*: recovered/g) || []).length === 2, 30000,
+                  "the gaps finished after the restart");
+    assert.match(second.text, /resuming the backfill of \S+ from \S+ to \S+ at the page it had reached/);
+    assert.notEqual(history.requests[before].token, null, "the first request after the restart carries the token");
+    const ids = second.all().map((e) => e.id);
+    const unique = new Set(ids);
+    assert.deepEqual([...unique].sort(), range(0, 61).map((k) => `${site}-e${k}`).sort(), "nothing lost");
+    const repeats = ids.length - unique.size;
+    await stop(second);
+    const replayed = Number(/backfill_replayed=(\d+) /.exec(second.text)[1]);
+    assert.ok(repeats <= replayed, `${repeats} events twice, ${replayed} counted as possible repeats`);
+    assert.ok(replayed <= 10, `at most the pages in flight and a few live events are repeated (${replayed})`);
+  } finally {
+    await stop(second);
+    await hub.close();
+    await history.close();
+  }
+});
+
+test("initial_s at a first start; a gap longer than max_gap_s is filled for its last max_gap_s and reported", async () => {
+  const site = "s7";
+  const nowK = Math.floor((Date.now() - Date.parse(utc(0))) / 1000);
+  const ks = range(0, 60).map((i) => nowK - 120 + 2 * i);
+  const history = referenceHistory();
+  history.add(site, "entries", ...ks.map((k) => ev(site, k)));
+  await history.listen();
+  const hub = referenceHub({ scenarios: [(ws) => { ws.send("{}" + RS); send(ws, site, [nowK]); }] });
+  await hub.listen();
+  const c = consumer("maxgap", { url: `ws://127.0.0.1:${hub.port}/v1/hub/entries?site_id=${site}`,
+                                 backfill: backfill(history, { initial_s: 100, max_gap_s: 30, page_size: 100,
+                                                               emit_gap_events: true }) });
+  try {
+    await waitFor(() => /gap in .*: recovered/.test(c.text), 15000, "the start's gap");
+    const expected = ks.filter((k) => k >= nowK + 1 - 30 && k <= nowK + 1).map((k) => `${site}-e${k}`);
+    await waitFor(() => c.backfilled().length >= expected.length + 1, 5000, "the events and the gap event");
+    assert.deepEqual(c.backfilled().filter((e) => e.kind !== "gap").map((e) => e.id), expected);
+    assert.match(c.text, /\(start: the last 100 s \(initial_s\)\): recovered \d+ events from the history .*; partly lost: the gap is 1\d\d s long, longer than max_gap_s 30: events from \S+ to \S+ are not recovered/);
+    const gap = c.backfilled().find((e) => e.kind === "gap");
+    assert.equal(gap.unrecoverable, false);
+    assert.equal(gap.end, utc(nowK + 1));
+    assert.match(gap.reason, /longer than max_gap_s 30/);
+  } finally {
+    const code = await stop(c);
+    await hub.close();
+    await history.close();
+    assert.equal(code, 0, c.text);
+  }
+  assert.match(c.text, /backfill_gaps_partial=1 /);
+});
+
+test("a user hub asks for its user; all sites share max_requests_per_s; a 401 gets a new token", async () => {
+  const sites = ["s8a", "s8b"];
+  const tokenFile = path.join(dir, "token-s8");
+  fs.writeFileSync(tokenFile, "t1\n");
+  let refused = 0;
+  const history = referenceHistory({
+    page: 1,
+    faults: (r) => {
+      if (r.auth !== "Bearer t1") return null;
+      refused++;
+      fs.writeFileSync(tokenFile, "t2\n"); // the token rotated: the next read of the file gets the new one
+      return { status: 401, body: "expired" };
+    },
+  });
+  const mine = (k) => k % 3 === 1; // events of user u1
+  for (const s of sites) history.add(s, "entries", ...range(0, 31).map((k) => ev(s, k)));
+  await history.listen();
+  const plan = Object.fromEntries(sites.map((s) => [s, [range(0, 6).filter(mine), range(25, 31).filter(mine)]]));
+  const hub = siteHub(plan);
+  await hub.listen();
+  const c = consumer("shared", { url: `ws://127.0.0.1:${hub.port}/v1/hub/entries?site_id={site_id}&user_id=u1`, sites,
+                                 auth: { token_file: tokenFile },
+                                 backfill: backfill(history, { page_size: 1, max_requests_per_s: 4 }) });
+  try {
+    await waitFor(() => (c.text.match(/gap in .*: recovered/g) || []).length === 2, 30000, "both gaps");
+    for (const s of sites) {
+      const ids = range(0, 31).filter(mine).map((k) => `${s}-e${k}`);
+      assertOnce(c.all().filter((e) => e.id.startsWith(`${s}-`)), ids, `every event of u1 in ${s} once`);
+    }
+    assert.ok(history.requests.every((r) => r.userId === "u1"), "every request names the user");
+    assert.equal(refused, 1);
+    assert.match(c.text, /the history refused the token \(HTTP 401 \(expired\)\); a new token is fetched/);
+    assert.ok(history.requests.slice(1).every((r) => r.auth === "Bearer t2"));
+    // One rate for the whole source: consecutive requests, whatever their site, are 1/4 s apart.
+    const at = history.requests.map((r) => r.at);
+    const gaps = at.slice(1).map((t, i) => t - at[i]);
+    assert.ok(Math.min(...gaps) >= 200, `requests ${Math.min(...gaps)} ms apart`);
+    assert.ok(history.requests.length >= 10);
+  } finally {
+    const code = await stop(c);
+    await hub.close();
+    await history.close();
+    assert.equal(code, 0, c.text);
+  }
+});

@@ -291,6 +291,7 @@ struct Backfill::Site {
     std::optional<std::int64_t> emitted;         // the newest event time emitted (saved, to count replays later)
     std::optional<std::int64_t> emitted_before;  // `emitted` as the previous run left it
     std::optional<std::int64_t> saved_emitted;   // `emitted` as the state file has it
+    std::optional<std::int64_t> emitted_exact;   // `emitted` without the live events' write-ahead margin
     std::multimap<std::int64_t, std::string> seen_by_time;
     std::unordered_map<std::string, std::int64_t> seen;  // id -> event time
     // Ids of the live events finished downstream in the last overlap_s before the mark: a restart's gap starts
@@ -315,6 +316,10 @@ struct Backfill::Gap {
     Backoff backoff;
     int malformed = 0, unauthorized = 0;
     std::uint64_t recovered = 0, duplicates = 0, replayed = 0, pages = 0;
+    bool restart = false;  // the gap a start opens from the last live event finished downstream
+    // The newest event time emitted from this gap, on disk before the page goes out; what the previous run
+    // had emitted of a resumed gap beyond its finished progress may repeat, and is counted.
+    std::optional<std::int64_t> ahead, saved_ahead, replay_until;
     // Progress known to have ended finished downstream: what the state file says.
     std::string durable_token;
     std::int64_t durable_query_from = 0, durable_cursor = 0;
@@ -464,7 +469,10 @@ void Backfill::start() {
             open_gaps_->add(-1);
             it = gaps_.erase(it);
         }
-        if (from) new_gap(i, *from, cause, false);
+        if (from) {
+            new_gap(i, *from, cause, false);
+            gaps_.back()->restart = site.mark.has_value();
+        }
     }
     for (const auto& g : gaps_)
         if (g->to && g->state == Gap::State::waiting)
@@ -747,7 +755,7 @@ void Backfill::on_page(Gap& g, const std::string& body) {
         e.meta.received_at = now;
         if (!f.id.empty()) remember(g.site, f.t, f.id);
         g.cursor = std::max(g.cursor, f.t);
-        if (s.emitted_before && f.t <= *s.emitted_before) {
+        if ((g.restart && s.emitted_before && f.t <= *s.emitted_before) || (g.replay_until && f.t <= *g.replay_until)) {
             ++g.replayed;
             replayed_->add();
         }
@@ -762,7 +770,10 @@ void Backfill::on_page(Gap& g, const std::string& body) {
     progress.query_from = g.query_from;
     progress.time = g.cursor;
     progress.recovered = g.recovered;
-    if (!found.empty()) write_ahead(g.site, found.back().t);
+    if (!found.empty()) {
+        g.ahead = std::max(g.ahead.value_or(found.back().t), found.back().t);
+        if (!g.saved_ahead || *g.saved_ahead < *g.ahead) save();
+    }
     emit_tracked(std::move(batch), {progress});
     if (next) {
         g.state = Gap::State::waiting;
@@ -847,8 +858,11 @@ void Backfill::emit_live(EventBatch&& batch, const std::vector<std::size_t>& sit
         if (auto found = s.seen.find(id); found != s.seen.end()) e->ids.emplace_back(found->second, id);
     }
     // Live events come in time order: a couple of seconds ahead covers the next ones without a write each.
-    for (const Effect& e : effects)
+    for (const Effect& e : effects) {
+        Site& s = *sites_[e.site];
+        s.emitted_exact = std::max(s.emitted_exact.value_or(e.time), e.time);
         write_ahead(e.site, e.time + 2);
+    }
     emit_tracked(std::move(batch), std::move(effects));
 }
 
@@ -915,8 +929,7 @@ void Backfill::apply(const Effect& e) {
             s.mark = std::max(s.mark.value_or(e.time), e.time);
             for (const auto& [t, id] : e.ids)
                 s.finished.emplace(t, id);
-            while (!s.finished.empty() &&
-                   (s.finished.begin()->first < *s.mark - s_.overlap_s || s.finished.size() > max_seen_ids))
+            while (s.finished.size() > max_seen_ids)
                 s.finished.erase(s.finished.begin());
             return;
         }
@@ -943,6 +956,17 @@ void Backfill::apply(const Effect& e) {
 void Backfill::save() {
     dirty_ = false;
     if (!started_ || frozen_) return;  // the file keeps the last state known to be safe
+    // Finished live ids a restart may meet again: those of the mark's overlap and those inside an open gap.
+    for (std::size_t i = 0; i < sites_.size(); ++i) {
+        Site& s = *sites_[i];
+        for (auto f = s.finished.begin(); f != s.finished.end();) {
+            const std::int64_t t = f->first;
+            bool keep = s.mark && t >= *s.mark - s_.overlap_s;
+            for (const auto& g : gaps_)
+                keep = keep || (g->site == i && t >= g->from && (!g->to || t <= *g->to));
+            f = keep ? std::next(f) : s.finished.erase(f);
+        }
+    }
     std::string text = "{\"version\":1,\"sites\":[";
     for (std::size_t i = 0; i < sites_.size(); ++i) {
         const Site& s = *sites_[i];
@@ -975,6 +999,8 @@ void Backfill::save() {
             append_json_string(text, g->cause);
             text += ",\"lost\":";
             append_json_string(text, g->lost);
+            const auto ahead = g->ahead ? g->ahead : g->replay_until;
+            if (ahead) text += ",\"ahead\":" + std::to_string(*ahead);
             text += '}';
         }
         text += "]}";
@@ -1007,6 +1033,8 @@ void Backfill::save() {
     }
     for (auto& s : sites_)
         s->saved_emitted = s->emitted ? s->emitted : s->emitted_before;
+    for (auto& g : gaps_)
+        g->saved_ahead = g->ahead;
     if (int dir = ::open(context_.data_dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
         ::fsync(dir);
         ::close(dir);
@@ -1049,6 +1077,7 @@ void Backfill::load() {
                 new_gap(site, go->getValue<std::int64_t>("from"), go->getValue<std::string>("cause"), true);
                 Gap& g = *gaps_.back();
                 g.lost = go->optValue<std::string>("lost", "");
+                if (go->has("ahead")) g.replay_until = go->getValue<std::int64_t>("ahead");
                 if (go->isNull("to")) continue;
                 g.to = go->getValue<std::int64_t>("to");
                 g.query_from = g.durable_query_from = go->getValue<std::int64_t>("query_from");
@@ -1077,6 +1106,10 @@ void Backfill::stop() {
         if (!tracking_ || frozen_ || in_flight_.empty()) break;
         if (!s_.outcomes->wait_until(deadline)) break;
     }
+    // Everything ended: the next start need count nothing beyond what was really emitted as a possible repeat.
+    if (!tracking_ || in_flight_.empty())
+        for (auto& s : sites_)
+            if (s->emitted_exact) s->emitted = s->emitted_exact;
     if (tracking_ && !frozen_ && !in_flight_.empty())
         log_.warn(in_flight_.size(),
                   " batches had not ended downstream 5 s after the stop: the backfill state stays "

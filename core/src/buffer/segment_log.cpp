@@ -731,7 +731,8 @@ SegmentLog::Append SegmentLog::append(std::string_view payload, std::uint64_t& s
         active_first_ = next_seq_;
         active_size_ = format::segment_header_size;
         have_active_ = true;
-        staged_bytes_ += format::segment_header_size;
+        staged_bytes_.store(staged_bytes_.load(std::memory_order_relaxed) + format::segment_header_size,
+                            std::memory_order_relaxed);
     } else if (staged_.empty()) {
         Staged st;
         st.id = active_id_;
@@ -757,8 +758,11 @@ SegmentLog::Append SegmentLog::append(std::string_view payload, std::uint64_t& s
     st.records.push_back({seq, st.bytes.size(), static_cast<std::uint32_t>(payload.size()), ms});
     st.bytes.append(payload);
     active_size_ += record_size;
-    staged_bytes_ += record_size;
-    if (staged_records_.fetch_add(1) == 0) oldest_staged_ms_ = ms;
+    // Only this thread writes these (stats() reads them): a plain store, no locked read-modify-write.
+    staged_bytes_.store(staged_bytes_.load(std::memory_order_relaxed) + record_size, std::memory_order_relaxed);
+    const std::uint64_t staged = staged_records_.load(std::memory_order_relaxed);
+    if (staged == 0) oldest_staged_ms_.store(ms, std::memory_order_relaxed);
+    staged_records_.store(staged + 1, std::memory_order_relaxed);
     seq_out = seq;
     return Append::ok;
 }

@@ -178,12 +178,18 @@ void AdminServer::start() {
 
 void AdminServer::stop() {
     if (!server_) return;
+    // Open taps must detach from the runtime's nodes before the runtime goes. One that waits for events notices
+    // `stopping_` within 200 ms and sends its closing line; one stuck writing to a client that does not read
+    // fails its write once stopAll() shuts the connections down. Poco does not join its handler threads.
     stopping_ = true;
-    // Open taps notice within one wait of theirs (200 ms) and detach from the runtime's nodes before it goes.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (open_taps_.load() > 0 && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto wait_for_taps = [&](std::chrono::milliseconds most) {
+        const auto deadline = std::chrono::steady_clock::now() + most;
+        while (open_taps_.load() > 0 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    };
+    wait_for_taps(std::chrono::milliseconds(1000));
     server_->stopAll(true);
+    wait_for_taps(std::chrono::milliseconds(3000));
     server_.reset();
 }
 

@@ -77,10 +77,10 @@ set(hubflow_control ${CMAKE_CURRENT_BINARY_DIR}/packaging/control)
 file(MAKE_DIRECTORY ${hubflow_control})
 file(WRITE ${hubflow_control}/conffiles "/etc/hubflow/pipeline.json\n")
 # systemd reads the new or removed unit; the service is neither enabled nor started (edit the pipeline first).
-file(WRITE ${hubflow_control}/postinst
-     "#!/bin/sh\nset -e\nif [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi\nexit 0\n")
-file(WRITE ${hubflow_control}/postrm
-     "#!/bin/sh\nset -e\nif [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi\nexit 0\n")
+# Not for an install into another root (DPKG_ROOT set by dpkg --root): that systemd is not this one's.
+set(hubflow_reload "#!/bin/sh\nset -e\nif [ -z \"\${DPKG_ROOT:-}\" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi\nexit 0\n")
+file(WRITE ${hubflow_control}/postinst "${hubflow_reload}")
+file(WRITE ${hubflow_control}/postrm "${hubflow_reload}")
 file(CHMOD ${hubflow_control}/postinst ${hubflow_control}/postrm
      PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA

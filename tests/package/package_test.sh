@@ -2,7 +2,8 @@
 # Builds the Debian packages from the build tree with CPack, unpacks them with dpkg-deb -x into a scratch root
 # (nothing is installed on this machine), checks what they hold and runs the unpacked program from there:
 # --version, --help, plugins, a generator -> file pipeline, the shipped /etc/hubflow/pipeline.json as the unit
-# would run it, and the template plugin built against the unpacked hubflow-dev.
+# would run it, and the template plugin built against the unpacked hubflow-dev; last, dpkg installs, reinstalls,
+# removes and purges them in a root and database of their own.
 # Usage: package_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build_dir=$(cd "$1" && pwd)
@@ -205,5 +206,28 @@ cmake -S "$root/usr/share/hubflow-sdk/template" -B "$work/plugin" -G Ninja -DCMA
 grep -q "$root/usr/lib/cmake/hubflow-sdk" "$work/plugin/CMakeCache.txt" || fail "the template found another SDK"
 "$hubflow" plugins --plugin-dir "$work/plugin" | grep -Eq '^sample +filter' ||
     fail "the unpacked program does not load the template plugin"
+
+# --- dpkg: install, reinstall over an edited conffile, remove and purge, in a root of its own --------------------
+# (Its own database and files; maintainer scripts run outside a chroot and do nothing under DPKG_ROOT.)
+dpkg_root="$work/dpkg-root"
+mkdir -p "$dpkg_root/var/lib/dpkg/info" "$dpkg_root/var/lib/dpkg/updates"
+touch "$dpkg_root/var/lib/dpkg/status"
+dpkg_in() {
+    dpkg --root="$dpkg_root" --log=/dev/null --force-depends --force-script-chrootless --force-not-root "$@" \
+        >>"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg $* failed (log above)"; }
+}
+status_of() { dpkg-query --admindir="$dpkg_root/var/lib/dpkg" -W -f='${Status}' "$1" 2>/dev/null || true; }
+dpkg_in -i "$deb" "$dev"
+[ "$(status_of hubflow)" = "install ok installed" ] || fail "hubflow after dpkg -i: '$(status_of hubflow)'"
+[ "$(status_of hubflow-dev)" = "install ok installed" ] || fail "hubflow-dev after dpkg -i: '$(status_of hubflow-dev)'"
+[ -x "$dpkg_root/usr/bin/hubflow" ] || fail "dpkg -i left no usr/bin/hubflow"
+echo '{"edited": true}' >"$dpkg_root/etc/hubflow/pipeline.json"
+dpkg_in -i "$deb"
+grep -q edited "$dpkg_root/etc/hubflow/pipeline.json" || fail "reinstalling hubflow replaced an edited pipeline"
+dpkg_in -r hubflow-dev hubflow
+left=$(cd "$dpkg_root" && find . ! -type d ! -path './var/lib/dpkg/*' | sort | tr '\n' ' ')
+[ "$left" = "./etc/hubflow/pipeline.json " ] || fail "after dpkg -r expected only the conffile, found: $left"
+dpkg_in -P hubflow
+[ ! -e "$dpkg_root/etc/hubflow/pipeline.json" ] || fail "dpkg -P left /etc/hubflow/pipeline.json"
 
 echo "package test: $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB) and $(basename "$dev") built, unpacked and run: OK"

@@ -3,7 +3,7 @@
 #                /etc/hubflow/pipeline.json (a conffile)
 #   hubflow-dev  include/hubflow/, lib/libhubflow-sdk.so, lib/cmake/hubflow-sdk/, share/hubflow-sdk/template/
 # Install components: `runtime` (the default of every install() without one) and `dev`.
-#   cpack --config build/CPackConfig.cmake -B out     ->  out/hubflow_<v>_<arch>.deb, out/hubflow-dev_<v>_<arch>.deb
+#   cpack --config build/CPackConfig.cmake -B out  ->  out/hubflow_<v>-1_<arch>.deb, out/hubflow-dev_<v>-1_<arch>.deb
 
 set(HUBFLOW_PACKAGING_DIR ${PROJECT_SOURCE_DIR}/packaging)
 

@@ -189,3 +189,88 @@ TEST_F(AdminTest, ANonLoopbackAddressNeedsATokenOrAllowRemote) {
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.err.find("key 'admin.listen': '0.0.0.0' is not a loopback address"), std::string::npos) << r.err;
 }
+
+namespace {
+
+Answer post(std::uint16_t port, const std::string& path) {
+    Poco::Net::HTTPClientSession session("127.0.0.1", port);
+    session.setTimeout(Poco::Timespan(30, 0));
+    Poco::Net::HTTPRequest request("POST", path, Poco::Net::HTTPMessage::HTTP_1_1);
+    request.setContentLength(0);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    std::ostringstream body;
+    body << in.rdbuf();
+    return {response.getStatus(), body.str(), response.getContentType()};
+}
+
+std::string reload_pipeline(const std::filesystem::path& dir, const std::string& route_kind, bool extra_sink) {
+    return R"({"data_dir": ")" + (dir / "state").string() + R"(", "admin": {"listen": "127.0.0.1:0"},
+        "sources": {"gen": {"type": "generator", "count": 40000, "rate": 8000, "seed": 11}},
+        "filters": {"pick": {"type": "route", "inputs": ["gen"],
+                             "routes": {"picked": {"field": "kind", "equals": ")" +
+           route_kind + R"("}}}},
+        "sinks": {"all": {"type": "file", "inputs": ["pick.picked", "pick.unmatched"], "path": ")" +
+           (dir / "all.jsonl").string() + R"("})" +
+           (extra_sink ? R"(, "extra": {"type": "file", "inputs": ["gen"], "path": ")" +
+                             (dir / "extra.jsonl").string() + R"("})"
+                       : "") +
+           "}}";
+}
+
+}  // namespace
+
+// Reloads under load, by POST and by SIGHUP, replacing the route and adding and removing a sink: the file
+// sink that stays gets every generated event exactly once.
+TEST_F(AdminTest, ReloadUnderLoadLosesAndRepeatsNothingInTheNodesThatStay) {
+    const std::string file = write("p.json", reload_pipeline(dir, "incident", false));
+    proc = std::make_unique<Process>(hubflow_bin, std::vector<std::string>{"run", file});
+    ASSERT_TRUE(proc->wait_for_err("admin server listening on", 10s)) << proc->err();
+    std::smatch m;
+    const std::string err = proc->err();
+    ASSERT_TRUE(std::regex_search(err, m, std::regex("admin server listening on [0-9.]+:([0-9]+)")));
+    const auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
+    ASSERT_TRUE(wait_received(port, "all", 2000));
+
+    for (int i = 0; i < 4; ++i) {
+        write("p.json", reload_pipeline(dir, i % 2 ? "incident" : "entry", i == 1));
+        const Answer a = post(port, "/api/v1/reload");
+        EXPECT_EQ(a.status, 200) << a.body;
+        EXPECT_NE(a.body.find(R"("changed":["pick"])"), std::string::npos) << a.body;
+        EXPECT_NE(a.body.find(R"("kept":["all","gen"])"), std::string::npos) << a.body;
+    }
+    // SIGHUP does the same; its result is in the log.
+    write("p.json", reload_pipeline(dir, "entry", false));
+    proc->signal(SIGHUP);
+    EXPECT_TRUE(proc->wait_for_err("SIGHUP: reloading", 10s));
+
+    // A file with a mistake changes nothing and says what is wrong, by key.
+    write("p.json", R"({"admin": {"listen": "127.0.0.1:0"}, "sources": {"gen": {"type": "generatr"}}})");
+    // The SIGHUP's reload may still run: a second one meanwhile is 409, so ask until it is over.
+    Answer refused = post(port, "/api/v1/reload");
+    for (int tries = 0; refused.status == 409 && tries < 100; ++tries) {
+        std::this_thread::sleep_for(50ms);
+        refused = post(port, "/api/v1/reload");
+    }
+    EXPECT_EQ(refused.status, 400) << refused.body;
+    EXPECT_NE(refused.body.find("unknown component type 'generatr'"), std::string::npos) << refused.body;
+    EXPECT_EQ(http(port, "GET", "/api/v1/reload").status, 405);
+
+    EXPECT_EQ(proc->wait(60s), 0) << proc->err();  // the generator's count runs out and the graph drains
+    std::ifstream in(dir / "all.jsonl");
+    std::map<std::string, int> ids;
+    std::size_t lines = 0;
+    for (std::string line; std::getline(in, line); ++lines) {
+        std::smatch id;
+        ASSERT_TRUE(std::regex_search(line, id, std::regex("\"id\":\"([^\"]+)\""))) << line;
+        ++ids[id[1]];
+    }
+    std::size_t repeated = 0;
+    for (const auto& [id, count] : ids)
+        repeated += static_cast<std::size_t>(count - 1);
+    EXPECT_EQ(ids.size(), 40000u) << "missing: " << 40000 - ids.size();
+    EXPECT_EQ(repeated, 0u);
+    EXPECT_NE(proc->err().find("reloaded: kept all, gen; replaced pick; removed extra"), std::string::npos)
+        << proc->err();
+}

@@ -59,14 +59,31 @@ public:
     void handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) override {
         const std::string path = Poco::URI(request.getURI()).getPath();
         const bool get = request.getMethod() == "GET" || request.getMethod() == "HEAD";
-        static const char* const known[] = {"/livez", "/readyz", "/metrics", "/api/v1/graph", "/api/v1/tap", "/ui"};
+        static const char* const known[] = {"/livez",      "/readyz", "/metrics",      "/api/v1/graph",
+                                            "/api/v1/tap", "/ui",     "/api/v1/reload"};
         bool is_known = false;
         for (const char* k : known)
             is_known |= path == k;
         if (!is_known) {
             send(response, HTTPResponse::HTTP_NOT_FOUND, "application/json",
                  json_error("no such path; the admin server serves /livez, /readyz, /metrics, /api/v1/graph, "
-                            "/api/v1/tap, /ui"));
+                            "/api/v1/tap, /ui, /api/v1/reload"));
+            return;
+        }
+        if (path == "/api/v1/reload") {
+            if (request.getMethod() != "POST") {
+                response.set("Allow", "POST");
+                send(response, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "application/json",
+                     json_error("/api/v1/reload answers POST only"));
+                return;
+            }
+            if (!authorized(request)) {
+                response.set("WWW-Authenticate", "Bearer realm=\"hubflow admin\"");
+                send(response, HTTPResponse::HTTP_UNAUTHORIZED, "application/json",
+                     json_error("a valid bearer token is required"));
+                return;
+            }
+            serve_reload(response);
             return;
         }
         if (!get) {
@@ -116,6 +133,42 @@ public:
     }
 
 private:
+    // Answers once the new graph runs: 200 applied, 400 invalid (every problem listed, nothing changed),
+    // 409 while another reload runs, 503 when the graph is starting or stopping.
+    void serve_reload(Poco::Net::HTTPServerResponse& response) {
+        if (!server_.reload_) {
+            send(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "application/json",
+                 json_error("this instance cannot reload"));
+            return;
+        }
+        const ReloadReport r = server_.reload_();
+        std::string body = "{\"applied\":";
+        body += r.outcome == ReloadReport::Outcome::applied ? "true" : "false";
+        body += ",\"summary\":";
+        append_json_string(body, r.summary());
+        const auto list = [&](const char* name, const std::vector<std::string>& items) {
+            body += ",\"";
+            body += name;
+            body += "\":[";
+            for (std::size_t i = 0; i < items.size(); ++i) {
+                if (i) body += ',';
+                append_json_string(body, items[i]);
+            }
+            body += ']';
+        };
+        list("kept", r.kept);
+        list("changed", r.changed);
+        list("removed", r.removed);
+        list("added", r.added);
+        list("problems", r.problems);
+        body += "}\n";
+        const auto status = r.outcome == ReloadReport::Outcome::applied   ? HTTPResponse::HTTP_OK
+                            : r.outcome == ReloadReport::Outcome::invalid ? HTTPResponse::HTTP_BAD_REQUEST
+                            : r.outcome == ReloadReport::Outcome::busy    ? HTTPResponse::HTTP_CONFLICT
+                                                                          : HTTPResponse::HTTP_SERVICE_UNAVAILABLE;
+        send(response, status, "application/json", body);
+    }
+
     bool authorized(const Poco::Net::HTTPServerRequest& request) const {
         if (server_.token_.empty()) return true;
         const std::string header = request.get("Authorization", "");

@@ -12,12 +12,15 @@
 //   GET /api/v1/tap       NDJSON samples of the events leaving a node, with `"tap": true` only (tap_stream.h)
 //   GET /ui               the live pipeline page (ui_page.h); static, so it needs no token: it asks for one and
 //                         sends it with its own requests
+//   POST /api/v1/reload   re-reads the pipeline file and applies it (Runtime::reload); answers once the new graph
+//                         runs: 200, 400 listing every problem (nothing changed), 409 during another reload
 // Anything else is 404, a known path with another method 405. With `token_env`, every path but /livez,
 // /readyz and /ui needs `Authorization: Bearer <token>` (401 otherwise; the token is never logged). Configuration
 // refuses a non-loopback address without a token unless allow_remote is set.
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,12 +45,16 @@ public:
     // token variable is named but empty.
     void start();
     void stop();
+    // POST /api/v1/reload calls this (reads and validates the pipeline file, then Runtime::reload). Set before
+    // start(); without it the endpoint answers 503.
+    void set_reload(std::function<ReloadReport()> reload) { reload_ = std::move(reload); }
     std::uint16_t port() const { return port_; }
 
 private:
     class Handler;
     class Factory;
 
+    std::function<ReloadReport()> reload_;
     const AdminSpec spec_;
     const Runtime& runtime_;
     LogSink& log_;

@@ -30,14 +30,22 @@ DiskBuffer::DiskBuffer(Options options, Logger& log, Metrics& metrics, Counter& 
       recycler_(std::make_shared<BatchRecycler>()) {}
 
 DiskBuffer::~DiskBuffer() {
+    close();
+}
+
+void DiskBuffer::close() {
     {
         std::lock_guard lock(mutex_);
         discarding_ = true;
     }
     staged_changed_.notify_all();
+    readable_changed_.notify_all();
     if (writer_.joinable()) writer_.join();
     for (auto& s : staged_)
         lose(s.ticket);
+    staged_.clear();
+    std::scoped_lock both(mutex_, reader_mutex_);
+    log_store_.reset();  // persists the release ledger
 }
 
 void DiskBuffer::open() {
@@ -260,7 +268,7 @@ void DiskBuffer::batch_ended(std::uint64_t number, BatchOutcome outcome) {
     {
         std::lock_guard lock(reader_mutex_);
         auto it = handed_out_.find(number);
-        if (it == handed_out_.end()) return;
+        if (it == handed_out_.end() || !log_store_) return;  // closed: the next start hands them out again
         const std::uint64_t end = it->second;
         handed_out_.erase(it);
         if (outcome == BatchOutcome::finished) {

@@ -61,6 +61,10 @@ public:
     // recovered (a newer format version, an unusable directory); damaged records are set aside and logged.
     void open();
 
+    // Stops the writer and lets go of the files (a reload hands them to the node's successor). Call only once
+    // the node's thread and its producers are done with the buffer.
+    void close();
+
     Push push(SharedBatch batch, Ticket* ticket) override;
     Pop pop(SharedBatch& out, Ticket*& ticket, std::chrono::steady_clock::time_point deadline) override;
     void add_producer() override;

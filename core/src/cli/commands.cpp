@@ -105,19 +105,47 @@ int command_run(const std::string& file, const CliOptions& options) {
         return App::EXIT_SOFTWARE;
     }
 
-    // SIGINT/SIGTERM are blocked in every thread (see main); this one takes them. The first starts the drain,
-    // a second one exits at once.
+    // A reload reads the file again and validates it against the plugins already loaded; a valid one is applied
+    // as a diff (Runtime::reload). Every problem is logged, and returned to the admin server's caller.
+    const auto reload_file = [&]() -> ReloadReport {
+        ReloadReport report;
+        Diagnostics diags(file);
+        auto doc = read_pipeline_document(file, process_environment(), diags);
+        PipelineSpec next;
+        if (doc) next = validate_pipeline(*doc, p.registry, diags);
+        if (!doc || !diags.empty()) {
+            for (const auto& d : diags.items())
+                report.problems.push_back(d.to_string());
+            log.write(LogLevel::error, "", "reload refused: " + report.summary());
+            return report;
+        }
+        report = runtime.reload(next);
+        if (report.outcome != ReloadReport::Outcome::applied)
+            log.write(LogLevel::error, "", "reload refused: " + report.summary());
+        return report;
+    };
+
+    // SIGINT/SIGTERM/SIGHUP are blocked in every thread (see main); this one takes them. The first SIGINT or
+    // SIGTERM starts the drain, a second one exits at once; SIGHUP reloads the file, on a thread of its own so
+    // that a stop is still heard during a long drain.
     std::atomic<bool> finished{false};
+    std::vector<std::thread> reloads;
     std::thread signals([&] {
         sigset_t set;
         sigemptyset(&set);
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGHUP);
         timespec poll{0, 200'000'000};
         int received = 0;
         while (!finished) {
             int sig = sigtimedwait(&set, nullptr, &poll);
             if (sig <= 0) continue;
+            if (sig == SIGHUP) {
+                log.write(LogLevel::info, "", "SIGHUP: reloading " + file);
+                reloads.emplace_back([&] { reload_file(); });
+                continue;
+            }
             if (++received == 1) {
                 log.write(LogLevel::info, "",
                           std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") + ": draining (again to exit at once)");
@@ -133,12 +161,15 @@ int command_run(const std::string& file, const CliOptions& options) {
     std::unique_ptr<AdminServer> admin;
     if (p.spec.admin.enabled()) {
         admin = std::make_unique<AdminServer>(p.spec.admin, runtime, log);
+        admin->set_reload(reload_file);
         try {
             admin->start();
         } catch (const std::exception& e) {
             log.write(LogLevel::error, "", std::string(e.what()) + "; nothing was started");
             finished = true;
             signals.join();
+            for (auto& r : reloads)
+                r.join();
             return App::EXIT_SOFTWARE;
         }
     }
@@ -149,6 +180,8 @@ int command_run(const std::string& file, const CliOptions& options) {
     if (admin) admin->stop();
     finished = true;
     signals.join();
+    for (auto& r : reloads)
+        r.join();
     if (!result.unfinished.empty()) {
         // Threads of unfinished nodes still use the runtime; leave without destroying anything.
         std::cerr.flush();

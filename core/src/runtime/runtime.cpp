@@ -1,6 +1,8 @@
 #include "runtime/runtime.h"
 
+#include <algorithm>
 #include <set>
+#include <shared_mutex>
 
 #include "buffer/disk_buffer.h"
 #include "runtime/batch_recycler.h"
@@ -11,7 +13,7 @@ namespace fs = std::filesystem;
 using steady = std::chrono::steady_clock;
 
 struct Runtime::Node {
-    const NodeSpec& spec;
+    const NodeSpec spec;  // a copy: a reload replaces the pipeline, not the nodes that stay
     NodeLogger logger;
     NodeMetrics metrics;
     std::unique_ptr<NodeContext> context;
@@ -22,8 +24,15 @@ struct Runtime::Node {
     AcknowledgingSink* acknowledging_sink = nullptr;  // SDK 1.2 sinks that settle batches themselves
     std::unique_ptr<NodeInput> input;
     std::set<std::string> declared_outputs = {""};
+    // Where this node's batches go. Read by the node's own thread in emit() and finish(), changed by a reload:
+    // both under routes_mutex.
+    std::shared_mutex routes_mutex;
     std::map<std::string, std::vector<Edge*>, std::less<>> outputs;  // by output name
     std::vector<NodeInput*> downstream;                              // distinct inputs this node produces into
+    // Set when the runtime stops or a reload retires the node: a source returns, a disk buffer stops handing out
+    // its backlog once upstream is done (what is left waits on disk for whoever takes the name next).
+    std::atomic<bool> draining{false};
+    bool retired = false;  // replaced or removed by a reload; under nodes_mutex_
     // The ticket of the input batch a filter is processing: what it emits meanwhile is derived from it.
     // Touched only by the node's own thread.
     Ticket* current_input = nullptr;
@@ -39,6 +48,11 @@ struct Runtime::Node {
     std::uint64_t suppressed_errors = 0;
 
     Node(const NodeSpec& s, LogSink& sink) : spec(s), logger(sink, s.name) {}
+
+    std::vector<NodeInput*> downstream_now() {
+        std::shared_lock lock(routes_mutex);
+        return downstream;
+    }
 };
 
 class Runtime::NodeContext final : public Context, private BatchOrigin {
@@ -55,7 +69,7 @@ public:
     const Clock& clock() const override { return runtime_.clock_; }
 
     fs::path data_dir() override {
-        fs::path dir = runtime_.spec_.data_dir / node_.spec.name;
+        fs::path dir = runtime_.data_dir_ / node_.spec.name;
         fs::create_directories(dir);
         return dir;
     }
@@ -85,12 +99,15 @@ public:
         Ticket* parent = node_.current_input;
         Ticket* own_root = nullptr;
         if (!parent && listener_) parent = own_root = Ticket::root(*this, ++emitted_batches_);
-        auto it = node_.outputs.find(output);
-        if (it != node_.outputs.end())
-            for (Edge* edge : it->second) {
-                edge->events.add(batch->size());
-                edge->to->push(batch, parent ? parent->child() : nullptr);
-            }
+        {
+            std::shared_lock routes(node_.routes_mutex);
+            auto it = node_.outputs.find(output);
+            if (it != node_.outputs.end())
+                for (Edge* edge : it->second) {
+                    edge->events.add(batch->size());
+                    edge->to->push(batch, parent ? parent->child() : nullptr);
+                }
+        }
         done(own_root);  // the emitter's hold: with nobody downstream the batch ends here
     }
 
@@ -108,7 +125,7 @@ public:
         if (node_.input) node_.input->discard();
     }
 
-    bool stopping() const override { return runtime_.stopping_.load() || node_.failed.load(); }
+    bool stopping() const override { return runtime_.stopping_.load() || node_.failed.load() || node_.draining.load(); }
 
     bool wait_for(std::chrono::nanoseconds duration) override {
         std::unique_lock lock(runtime_.mutex_);
@@ -131,7 +148,12 @@ private:
 };
 
 Runtime::Runtime(const PipelineSpec& spec, const ComponentRegistry& registry, LogSink& log, const Clock* clock)
-    : spec_(spec), registry_(registry), log_(log), clock_(clock ? *clock : system_clock_) {}
+    : spec_(spec),
+      registry_(registry),
+      log_(log),
+      clock_(clock ? *clock : system_clock_),
+      data_dir_(spec.data_dir),
+      grace_period_(spec.grace_period) {}
 
 Runtime::~Runtime() {
     request_stop();
@@ -148,15 +170,18 @@ Runtime::~Runtime() {
 }
 
 const NodeMetrics* Runtime::metrics(const std::string& node) const {
+    std::lock_guard lock(nodes_mutex_);
     for (const auto& n : nodes_)
-        if (n->spec.name == node) return &n->metrics;
+        if (n->spec.name == node && !n->retired) return &n->metrics;
     return nullptr;
 }
 
 RuntimeStatus Runtime::status() const {
     RuntimeStatus out;
     out.phase = phase_.load();
+    std::lock_guard lock(nodes_mutex_);
     for (const auto& n : nodes_) {
+        if (n->retired) continue;
         RuntimeStatus::Node s;
         s.name = n->spec.name;
         s.kind = n->spec.kind;
@@ -185,20 +210,22 @@ RuntimeStatus Runtime::status() const {
         out.nodes.push_back(std::move(s));
     }
     for (const auto& e : edges_)
-        out.edges.push_back({e->from, e->output, e->to_name, e->events.value()});
+        if (!e->retired) out.edges.push_back({e->from, e->output, e->to_name, e->events.value()});
     return out;
 }
 
 TapPoint* Runtime::tap(const std::string& node) const {
+    std::lock_guard lock(nodes_mutex_);
     for (const auto& n : nodes_)
-        if (n->spec.name == node) return &n->tap;
+        if (n->spec.name == node && !n->retired) return &n->tap;
     return nullptr;
 }
 
 std::vector<std::string> Runtime::node_names() const {
     std::vector<std::string> out;
+    std::lock_guard lock(nodes_mutex_);
     for (const auto& n : nodes_)
-        out.push_back(n->spec.name);
+        if (!n->retired) out.push_back(n->spec.name);
     return out;
 }
 
@@ -207,64 +234,80 @@ std::unique_ptr<NodeInput> Runtime::make_input(Node& node) {
         return std::make_unique<BatchQueue>(node.spec.buffer_max_events, node.spec.when_full, node.metrics.dropped,
                                             &node.metrics.dropped_queue_full);
     DiskBuffer::Options options;
-    options.dir = spec_.data_dir / node.spec.name / "buffer";
+    options.dir = data_dir_ / node.spec.name / "buffer";
     options.max_bytes = node.spec.buffer.max_bytes;
     options.fsync_interval = node.spec.buffer.fsync_interval;
     options.when_full = node.spec.when_full;
     options.dropped_full = &node.metrics.dropped_queue_full;
     Node* n = &node;
-    auto buffer = std::make_unique<DiskBuffer>(options, node.logger, node.metrics, node.metrics.dropped, stopping_,
+    auto buffer = std::make_unique<DiskBuffer>(options, node.logger, node.metrics, node.metrics.dropped, node.draining,
                                                [n](const std::string& reason) { n->context->fail(reason); });
     node.disk_buffer = buffer.get();
     return buffer;
+}
+
+std::unique_ptr<Runtime::Node> Runtime::create_node(const NodeSpec& spec, std::string& error) {
+    auto node = std::make_unique<Node>(spec, log_);
+    node->context = std::make_unique<NodeContext>(*this, *node);
+    const ComponentEntry* entry = registry_.find(spec.type);
+    try {
+        if (!entry) throw std::runtime_error("unknown component type '" + spec.type + "'");
+        node->component = entry->create();
+        node->source = dynamic_cast<Source*>(node->component.get());
+        node->filter = dynamic_cast<Filter*>(node->component.get());
+        node->sink = dynamic_cast<Sink*>(node->component.get());
+        // Null for a sink built against SDK 1.0/1.1, whose classes cannot derive from AcknowledgingSink.
+        node->acknowledging_sink = dynamic_cast<AcknowledgingSink*>(node->component.get());
+        node->component->configure(ConfigView(node->spec.config), *node->context);
+        if (node->filter)
+            for (const auto& o : node->filter->outputs())
+                node->declared_outputs.insert(o);
+        for (const auto& o : node->declared_outputs)
+            node->sent.emplace(o, std::make_unique<Counter>());
+    } catch (const std::exception& e) {
+        error = std::string("cannot be built: ") + e.what();
+        node->component.reset();
+    }
+    if (spec.kind != ComponentKind::source) node->input = make_input(*node);
+    return node;
+}
+
+void Runtime::connect(Node& from, const std::string& output, Node& to) {
+    auto edge = std::make_unique<Edge>();
+    edge->from = from.spec.name;
+    edge->output = output;
+    edge->to_name = to.spec.name;
+    edge->to = to.input.get();
+    {
+        std::unique_lock routes(from.routes_mutex);
+        from.outputs[output].push_back(edge.get());
+        auto& down = from.downstream;
+        if (std::find(down.begin(), down.end(), to.input.get()) == down.end()) {
+            down.push_back(to.input.get());
+            to.input->add_producer();
+        }
+    }
+    std::lock_guard lock(nodes_mutex_);
+    edges_.push_back(std::move(edge));
 }
 
 bool Runtime::build() {
     bool ok = true;
     std::map<std::string, Node*> by_name;
     for (const auto& spec : spec_.nodes) {
-        auto node = std::make_unique<Node>(spec, log_);
-        node->context = std::make_unique<NodeContext>(*this, *node);
-        const ComponentEntry* entry = registry_.find(spec.type);
-        try {
-            if (!entry) throw std::runtime_error("unknown component type '" + spec.type + "'");
-            node->component = entry->create();
-            node->source = dynamic_cast<Source*>(node->component.get());
-            node->filter = dynamic_cast<Filter*>(node->component.get());
-            node->sink = dynamic_cast<Sink*>(node->component.get());
-            // Null for a sink built against SDK 1.0/1.1, whose classes cannot derive from AcknowledgingSink.
-            node->acknowledging_sink = dynamic_cast<AcknowledgingSink*>(node->component.get());
-            node->component->configure(ConfigView(spec.config), *node->context);
-            if (node->filter)
-                for (const auto& o : node->filter->outputs())
-                    node->declared_outputs.insert(o);
-            for (const auto& o : node->declared_outputs)
-                node->sent.emplace(o, std::make_unique<Counter>());
-        } catch (const std::exception& e) {
-            log_.write(LogLevel::error, spec.name, std::string("cannot be built: ") + e.what());
+        std::string error;
+        auto node = create_node(spec, error);
+        if (!error.empty()) {
+            log_.write(LogLevel::error, spec.name, error);
             ok = false;
         }
-        if (spec.kind != ComponentKind::source) node->input = make_input(*node);
         by_name[spec.name] = node.get();
+        std::lock_guard lock(nodes_mutex_);
         nodes_.push_back(std::move(node));
     }
-    for (auto& node : nodes_) {
-        for (const auto& in : node->spec.inputs) {
-            Node* from = by_name.at(in.node);
-            auto edge = std::make_unique<Edge>();
-            edge->from = from->spec.name;
-            edge->output = in.output;
-            edge->to_name = node->spec.name;
-            edge->to = node->input.get();
-            from->outputs[in.output].push_back(edge.get());
-            edges_.push_back(std::move(edge));
-            auto& down = from->downstream;
-            if (std::find(down.begin(), down.end(), node->input.get()) == down.end()) {
-                down.push_back(node->input.get());
-                node->input->add_producer();
-            }
-        }
-    }
+    for (auto& node : nodes_)
+        for (const auto& in : node->spec.inputs)
+            connect(*by_name.at(in.node), in.output, *node);
     return ok;
 }
 
@@ -296,7 +339,7 @@ void Runtime::report_drops(Node& node, std::uint64_t& reported, steady::time_poi
 }
 
 void Runtime::finish(Node& node) {
-    for (NodeInput* q : node.downstream)
+    for (NodeInput* q : node.downstream_now())
         q->producer_done();
     // Notify under the lock: once a waiter sees running_ drop, this thread no longer touches the runtime.
     std::lock_guard lock(mutex_);
@@ -426,8 +469,62 @@ void Runtime::run_consumer(Node& node) {
 }
 
 RunResult Runtime::run() {
-    // Disk buffers recover first: a node whose buffer cannot be opened fails alone, the others run.
+    {
+        std::lock_guard lock(mutex_);
+        running_ = nodes_.size();
+    }
+    start_nodes(nodes_);
+    if (!stopping_) phase_ = RuntimeStatus::Phase::running;
+
+    RunResult result;
+    {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return running_ == 0 || stopping_.load(); });
+        if (running_ > 0) {
+            auto deadline = steady::now() + grace_period_;
+            changed_.wait_until(lock, deadline, [&] { return running_ == 0; });
+        }
+    }
+    // No reload may change the graph while it is taken apart.
+    std::lock_guard no_reload(reload_mutex_);
+    phase_ = RuntimeStatus::Phase::finished;
     for (auto& node : nodes_) {
+        if (node->retired) continue;
+        if (node->failed) result.failed_nodes.push_back(node->spec.name);
+        if (!node->finished) result.unfinished.push_back(node->spec.name);
+    }
+    if (result.unfinished.empty()) {
+        for (auto& node : nodes_)
+            if (node->thread.joinable()) node->thread.join();
+    } else {
+        std::string names;
+        for (const auto& n : result.unfinished)
+            names += (names.empty() ? "" : ", ") + n;
+        log_.write(LogLevel::error, "",
+                   "grace period of " + std::to_string(grace_period_.count()) + " ms ran out; still busy: " + names);
+        for (auto& node : nodes_) {
+            if (!node->thread.joinable()) continue;
+            if (node->finished)
+                node->thread.join();
+            else
+                node->thread.detach();  // the process is about to exit; see the CLI
+        }
+    }
+    for (auto& node : nodes_) {
+        if (node->retired) continue;  // its line was logged when the reload retired it
+        std::string line;
+        for (const auto& s : node->metrics.snapshot())
+            line += (line.empty() ? "" : " ") + s.name + "=" + std::to_string(s.value);
+        node->logger.info(line);
+    }
+    return result;
+}
+
+// Opens disk buffers first (a node whose buffer cannot be opened fails alone), then starts components sinks first and
+// sources last, so nothing is emitted into a node that is not ready, then gives each node its thread. A node that
+// cannot start fails alone.
+void Runtime::start_nodes(const std::vector<std::unique_ptr<Node>>& nodes) {
+    for (auto& node : nodes) {
         if (!node->disk_buffer || !node->component) continue;
         try {
             node->disk_buffer->open();
@@ -439,10 +536,9 @@ RunResult Runtime::run() {
             node->input->discard();
         }
     }
-    // Sinks first, sources last, so nothing is emitted into a node that is not ready.
     for (ComponentKind kind : {ComponentKind::sink, ComponentKind::filter, ComponentKind::source}) {
-        for (auto& node : nodes_) {
-            if (node->spec.kind != kind || !node->component) continue;
+        for (auto& node : nodes) {
+            if (node->spec.kind != kind || !node->component || node->failed) continue;
             try {
                 node->component->start();
             } catch (const std::exception& e) {
@@ -453,12 +549,7 @@ RunResult Runtime::run() {
             }
         }
     }
-    {
-        std::lock_guard lock(mutex_);
-        running_ = nodes_.size();
-    }
-    if (!stopping_) phase_ = RuntimeStatus::Phase::running;
-    for (auto& node : nodes_) {
+    for (auto& node : nodes) {
         Node* n = node.get();
         if (!n->component) {
             n->failed = true;
@@ -475,45 +566,260 @@ RunResult Runtime::run() {
             n->thread = std::thread([this, n] { run_consumer(*n); });
         }
     }
+}
 
-    RunResult result;
+namespace {
+
+bool same_value(const Value& a, const Value& b) {
+    if (a.type() != b.type()) return false;
+    switch (a.type()) {
+        case Value::Type::null:
+            return true;
+        case Value::Type::boolean:
+            return a.as_bool() == b.as_bool();
+        case Value::Type::number:
+            return a.is_integer() == b.is_integer() &&
+                   (a.is_integer() ? a.as_int() == b.as_int() : a.as_double() == b.as_double());
+        case Value::Type::string:
+            return a.as_string() == b.as_string();
+        case Value::Type::array:
+            return std::equal(a.as_array().begin(), a.as_array().end(), b.as_array().begin(), b.as_array().end(),
+                              same_value);
+        case Value::Type::object:
+            return std::equal(
+                a.as_object().begin(), a.as_object().end(), b.as_object().begin(), b.as_object().end(),
+                [](const auto& x, const auto& y) { return x.first == y.first && same_value(x.second, y.second); });
+    }
+    return false;
+}
+
+// Whether a reload may keep the running node as it is: the same component with the same settings, reading
+// the same inputs through the same kind of buffer.
+bool same_node(const NodeSpec& a, const NodeSpec& b) {
+    if (a.kind != b.kind || a.type != b.type || a.inputs.size() != b.inputs.size() ||
+        a.buffer_max_events != b.buffer_max_events || a.when_full != b.when_full || a.buffer.type != b.buffer.type ||
+        a.buffer.max_bytes != b.buffer.max_bytes || a.buffer.fsync_interval != b.buffer.fsync_interval)
+        return false;
+    for (std::size_t i = 0; i < a.inputs.size(); ++i)
+        if (a.inputs[i].text() != b.inputs[i].text()) return false;
+    return same_value(a.config, b.config);
+}
+
+std::string joined(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names)
+        out += (out.empty() ? "" : ", ") + n;
+    return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+std::string ReloadReport::summary() const {
+    switch (outcome) {
+        case Outcome::busy:
+            return "a reload is already in progress";
+        case Outcome::not_running:
+            return "the pipeline is not running (starting or stopping)";
+        case Outcome::invalid: {
+            std::string out = "the new pipeline was not applied; nothing changed:";
+            for (const auto& p : problems)
+                out += "\n  " + p;
+            return out;
+        }
+        case Outcome::applied:
+            break;
+    }
+    std::string out = "reloaded: kept " + joined(kept) + "; replaced " + joined(changed) + "; removed " +
+                      joined(removed) + "; added " + joined(added);
+    for (const auto& p : problems)
+        out += "; " + p;
+    return out;
+}
+
+ReloadReport Runtime::reload(const PipelineSpec& next) {
+    ReloadReport report;
+    std::unique_lock busy(reload_mutex_, std::try_to_lock);
+    if (!busy.owns_lock()) {
+        report.outcome = ReloadReport::Outcome::busy;
+        return report;
+    }
+    if (stopping_ || phase_ != RuntimeStatus::Phase::running) {
+        report.outcome = ReloadReport::Outcome::not_running;
+        return report;
+    }
+
+    // The running graph by name, and what the new file asks for.
+    std::map<std::string, Node*> live;
     {
-        std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return running_ == 0 || stopping_.load(); });
-        if (running_ > 0) {
-            auto deadline = steady::now() + spec_.grace_period;
-            changed_.wait_until(lock, deadline, [&] { return running_ == 0; });
+        std::lock_guard lock(nodes_mutex_);
+        for (auto& n : nodes_)
+            if (!n->retired) live[n->spec.name] = n.get();
+    }
+    std::map<std::string, const NodeSpec*> wanted;
+    for (const auto& spec : next.nodes)
+        wanted[spec.name] = &spec;
+    std::vector<Node*> retiring;
+    for (auto& [name, node] : live) {
+        auto it = wanted.find(name);
+        if (it == wanted.end()) {
+            report.removed.push_back(name);
+            retiring.push_back(node);
+        } else if (!same_node(node->spec, *it->second)) {
+            report.changed.push_back(name);
+            retiring.push_back(node);
+        } else {
+            report.kept.push_back(name);
         }
     }
-    phase_ = RuntimeStatus::Phase::finished;
-    for (auto& node : nodes_) {
-        if (node->failed) result.failed_nodes.push_back(node->spec.name);
-        if (!node->finished) result.unfinished.push_back(node->spec.name);
+    if (next.data_dir != data_dir_)
+        report.problems.push_back("data_dir stays " + data_dir_.string() + " until a restart");
+
+    // Build every new node first: if one cannot be built, nothing changes.
+    std::vector<std::unique_ptr<Node>> fresh;
+    std::map<std::string, Node*> by_name;  // the graph after the reload
+    for (const auto& spec : next.nodes) {
+        auto it = live.find(spec.name);
+        if (it != live.end() && std::find(retiring.begin(), retiring.end(), it->second) == retiring.end()) {
+            by_name[spec.name] = it->second;
+            continue;
+        }
+        if (it == live.end()) report.added.push_back(spec.name);
+        std::string error;
+        auto node = create_node(spec, error);
+        if (!error.empty()) report.problems.push_back("node '" + spec.name + "' " + error);
+        by_name[spec.name] = node.get();
+        fresh.push_back(std::move(node));
     }
-    if (result.unfinished.empty()) {
-        for (auto& node : nodes_)
-            node->thread.join();
-    } else {
-        std::string names;
-        for (const auto& n : result.unfinished)
-            names += (names.empty() ? "" : ", ") + n;
-        log_.write(
-            LogLevel::error, "",
-            "grace period of " + std::to_string(spec_.grace_period.count()) + " ms ran out; still busy: " + names);
-        for (auto& node : nodes_) {
-            if (node->finished)
-                node->thread.join();
+    if (!report.problems.empty() && std::any_of(report.problems.begin(), report.problems.end(), [](const auto& p) {
+            return p.find("cannot be built") != std::string::npos;
+        })) {
+        report.outcome = ReloadReport::Outcome::invalid;
+        return report;
+    }
+    const auto is_retiring = [&](const Node* n) {
+        return std::find(retiring.begin(), retiring.end(), n) != retiring.end();
+    };
+    const auto is_fresh = [&](const Node* n) {
+        return std::any_of(fresh.begin(), fresh.end(), [&](const auto& f) { return f.get() == n; });
+    };
+
+    // Wire the new graph while the old one still runs. Edges between nodes that do not run yet are made at
+    // once; a running producer switches from its retiring consumers to their successors in one step under its
+    // routes lock, so no batch goes to both or to neither. Every consumer gets its new producers before it
+    // loses an old one, so no input sees "all producers done" in between.
+    std::map<Node*, std::vector<std::pair<std::string, Node*>>> switches;  // running producer -> new edges
+    for (auto& node : fresh)
+        for (const auto& in : node->spec.inputs) {
+            Node* from = by_name.at(in.node);
+            if (is_fresh(from))
+                connect(*from, in.output, *node);
             else
-                node->thread.detach();  // the process is about to exit; see the CLI
+                switches[from].emplace_back(in.output, node.get());
+        }
+    for (const auto& name : report.kept) {
+        Node* kept = by_name.at(name);
+        for (const auto& in : kept->spec.inputs) {
+            Node* from = by_name.at(in.node);
+            if (is_fresh(from)) connect(*from, in.output, *kept);  // a replaced producer's successor
         }
     }
-    for (auto& node : nodes_) {
-        std::string line;
-        for (const auto& s : node->metrics.snapshot())
-            line += (line.empty() ? "" : " ") + s.name + "=" + std::to_string(s.value);
-        node->logger.info(line);
+    for (auto& [name, producer] : live) {
+        if (is_retiring(producer)) continue;
+        std::vector<NodeInput*> cut;
+        std::vector<std::unique_ptr<Edge>> made;
+        {
+            std::unique_lock routes(producer->routes_mutex);
+            for (auto& [output, edges] : producer->outputs)
+                std::erase_if(edges, [&](Edge* e) {
+                    const bool gone = std::any_of(retiring.begin(), retiring.end(),
+                                                  [&](Node* r) { return r->input && e->to == r->input.get(); });
+                    if (gone) e->retired = true;
+                    return gone;
+                });
+            auto& down = producer->downstream;
+            for (Node* r : retiring) {
+                auto at = r->input ? std::find(down.begin(), down.end(), r->input.get()) : down.end();
+                if (at == down.end()) continue;
+                down.erase(at);
+                cut.push_back(r->input.get());
+            }
+            for (auto& [output, to] : switches[producer]) {
+                auto edge = std::make_unique<Edge>();
+                edge->from = producer->spec.name;
+                edge->output = output;
+                edge->to_name = to->spec.name;
+                edge->to = to->input.get();
+                producer->outputs[output].push_back(edge.get());
+                if (std::find(down.begin(), down.end(), to->input.get()) == down.end()) {
+                    down.push_back(to->input.get());
+                    to->input->add_producer();
+                }
+                made.push_back(std::move(edge));
+            }
+        }
+        for (NodeInput* in : cut)
+            in->producer_done();
+        std::lock_guard lock(nodes_mutex_);
+        for (auto& e : made)
+            edges_.push_back(std::move(e));
     }
-    return result;
+    {
+        std::lock_guard lock(mutex_);
+        running_ += fresh.size();
+        // Retire: sources return, consumers drain what they hold into their outputs, within the grace period.
+        for (Node* r : retiring)
+            r->draining = true;
+    }
+    changed_.notify_all();
+    const auto deadline = steady::now() + grace_period_;
+    for (Node* r : retiring) {
+        std::unique_lock lock(mutex_);
+        changed_.wait_until(lock, deadline, [&] { return r->finished.load(); });
+    }
+    for (Node* r : retiring) {
+        if (!r->finished) {
+            report.problems.push_back("node '" + r->spec.name + "' had not drained within the grace period; " +
+                                      std::to_string(r->input ? r->input->queued_events() : 0) +
+                                      " events were still in its input (undelivered)");
+            if (r->input) r->input->discard();
+            continue;
+        }
+        if (r->thread.joinable()) r->thread.join();
+        std::string line;
+        for (const auto& sample : r->metrics.snapshot())
+            line += (line.empty() ? "" : " ") + sample.name + "=" + std::to_string(sample.value);
+        r->logger.info("retired by a reload: ", line);
+        // Let go of the buffer's files before a successor of the same name opens them.
+        if (r->disk_buffer) r->disk_buffer->close();
+    }
+    // A successor whose predecessor did not let go of its disk buffer must not open the same files.
+    for (auto& node : fresh) {
+        auto old = live.find(node->spec.name);
+        if (old != live.end() && !old->second->finished && node->disk_buffer) {
+            node->component.reset();
+            report.problems.push_back("node '" + node->spec.name +
+                                      "' does not start: its predecessor still holds the disk buffer");
+        }
+    }
+    {
+        std::lock_guard lock(nodes_mutex_);
+        for (Node* r : retiring) {
+            r->retired = true;
+            std::shared_lock routes(r->routes_mutex);
+            for (auto& [output, edges] : r->outputs)
+                for (Edge* e : edges)
+                    e->retired = true;
+        }
+    }
+    start_nodes(fresh);
+    {
+        std::lock_guard lock(nodes_mutex_);
+        for (auto& node : fresh)
+            nodes_.push_back(std::move(node));
+    }
+    report.outcome = ReloadReport::Outcome::applied;
+    log_.write(LogLevel::info, "", report.summary());
+    return report;
 }
 
 void Runtime::request_stop() {
@@ -521,6 +827,11 @@ void Runtime::request_stop() {
         std::lock_guard lock(mutex_);
         stopping_ = true;
         if (phase_ != RuntimeStatus::Phase::finished) phase_ = RuntimeStatus::Phase::draining;
+    }
+    {
+        std::lock_guard lock(nodes_mutex_);
+        for (auto& n : nodes_)
+            n->draining = true;
     }
     changed_.notify_all();
 }

@@ -66,6 +66,15 @@ struct RuntimeStatus {
     std::vector<Edge> edges;
 };
 
+// What a reload did (Runtime::reload).
+struct ReloadReport {
+    enum class Outcome { applied, invalid, busy, not_running };
+    Outcome outcome = Outcome::invalid;
+    std::vector<std::string> problems;  // invalid: why nothing changed; applied: what did not go as planned
+    std::vector<std::string> kept, changed, removed, added;
+    std::string summary() const;
+};
+
 struct RunResult {
     std::vector<std::string> failed_nodes;  // nodes that threw or reported failure
     std::vector<std::string> unfinished;    // nodes still busy when the grace period ran out
@@ -91,6 +100,15 @@ public:
 
     // Thread-safe and idempotent; from a signal-handling thread, for instance.
     void request_stop();
+
+    // Applies a validated pipeline as a diff by node name, while run() runs (from a signal-handling thread or
+    // the admin server). Unchanged nodes keep running with their queues, buffers, sockets and counters.
+    // Changed and removed nodes stop taking input, drain what they hold into their outputs within the grace
+    // period, and finish; a disk buffer's backlog stays on disk and is taken over by the successor of the same
+    // name (a renamed node is a new node: its old buffer stays where it is). New nodes start. Nothing changes
+    // when a new node cannot be built. Returns once the new graph runs. One reload at a time: a second call
+    // meanwhile answers `busy`. data_dir and grace_period_s keep their values until a restart.
+    ReloadReport reload(const PipelineSpec& next);
     bool stop_requested() const { return stopping_.load(); }
 
     // Metrics of a node by name, nullptr when there is no such node. Valid for the Runtime's life.
@@ -108,7 +126,8 @@ private:
     struct Edge {
         std::string from, output, to_name;
         NodeInput* to = nullptr;
-        Counter events;  // pushed along this edge
+        Counter events;        // pushed along this edge
+        bool retired = false;  // cut by a reload; under nodes_mutex_
     };
     struct Node;
     class NodeContext;
@@ -116,6 +135,10 @@ private:
     void run_consumer(Node& node);
     void consume(Node& node, const SharedBatch& batch, Ticket* ticket);
     std::unique_ptr<NodeInput> make_input(Node& node);
+    // Creates and configures a node and its input; `error` says why it could not be built.
+    std::unique_ptr<Node> create_node(const NodeSpec& spec, std::string& error);
+    void connect(Node& from, const std::string& output, Node& to);
+    void start_nodes(const std::vector<std::unique_ptr<Node>>& nodes);
     void finish(Node& node);
     void report_error(Node& node, const std::string& what, const std::exception* e);
     void report_drops(Node& node, std::uint64_t& reported, std::chrono::steady_clock::time_point& last_report);
@@ -125,8 +148,14 @@ private:
     LogSink& log_;
     SystemClock system_clock_;
     const Clock& clock_;
+    const std::filesystem::path data_dir_;
+    const std::chrono::milliseconds grace_period_;
+    // Nodes and edges are only ever added (a reload marks the ones it replaces retired), so threads may keep
+    // pointers to them; the lists themselves change under nodes_mutex_.
+    mutable std::mutex nodes_mutex_;
     std::vector<std::unique_ptr<Node>> nodes_;
     std::vector<std::unique_ptr<Edge>> edges_;
+    std::mutex reload_mutex_;  // one reload at a time, and none while run() takes the graph apart
 
     std::atomic<bool> stopping_{false};
     std::atomic<RuntimeStatus::Phase> phase_{RuntimeStatus::Phase::starting};

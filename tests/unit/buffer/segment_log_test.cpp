@@ -197,6 +197,58 @@ TEST(SegmentLog, DamagedLengthFieldDoesNotHideTheRecordsAfterIt) {
     EXPECT_EQ(out.size(), 17U);
 }
 
+// Records and damage across the reader's chunk boundaries (4 KiB chunks, 82-byte records).
+TEST(SegmentLog, DamageAcrossReadChunksIsFoundExactly) {
+    FaultFileLayer files;
+    auto options = small();
+    options.segment_bytes = 64 << 10;
+    options.read_chunk_bytes = 4096;
+    {
+        SegmentLog log(files, options);
+        log.open();
+        append_synced(log, 0, 600);
+    }
+    const fs::path seg = dir / format::segment_file_name(0);
+    auto at = [](std::uint64_t record) { return format::segment_header_size + record * record_bytes; };
+    files.flip_bit(seg, at(49) + 60, 0);  // payloads around the first chunk boundary
+    files.flip_bit(seg, at(50) + 40, 7);
+    files.flip_bit(seg, at(99) + 4, 3);    // a length field
+    files.flip_bit(seg, at(300) + 29, 1);  // a header checksum
+    files.flip_bit(seg, at(301), 5);       // the next record's magic: two damaged headers in a row
+    SegmentLog log(files, options);
+    auto report = log.open();
+    EXPECT_EQ(report.records_set_aside, 5U);
+    EXPECT_EQ(report.records, 595U);
+    auto out = drain(log);
+    ASSERT_EQ(out.size(), 595U);
+    std::set<std::uint64_t> seen;
+    for (const auto& r : out) {
+        EXPECT_EQ(r.payload, payload(r.seq));
+        seen.insert(r.seq);
+    }
+    for (std::uint64_t lost : {49, 50, 99, 300, 301})
+        EXPECT_EQ(seen.count(lost), 0U) << lost;
+}
+
+// Damage that appears while the log runs, in records the reader has yet to read from the files.
+TEST(SegmentLog, DamageFoundWhileReadingIsSetAsideAndCounted) {
+    FaultFileLayer files;
+    auto options = small();
+    options.segment_bytes = 64 << 10;
+    options.memory_window_bytes = 0;  // everything is read back from the files
+    SegmentLog log(files, options);
+    log.open();
+    append_synced(log, 0, 100);
+    const fs::path seg = dir / format::segment_file_name(0);
+    files.flip_bit(seg, format::segment_header_size + 10 * record_bytes + 50, 2);  // a payload
+    files.flip_bit(seg, format::segment_header_size + 20 * record_bytes + 6, 2);   // a length
+    auto out = drain(log);
+    EXPECT_EQ(out.size(), 98U);
+    EXPECT_EQ(log.stats().set_aside, 2U);
+    EXPECT_EQ(log.stats().records, 98U);
+    EXPECT_FALSE(files.content(dir / "set-aside" / (seg.filename().string() + "-860.bin")).empty());
+}
+
 TEST(SegmentLog, TornTailIsLeftUnreadAndReported) {
     FaultFileLayer files;
     {

@@ -671,6 +671,12 @@ ReloadReport Runtime::reload(const PipelineSpec& next) {
             report.kept.push_back(name);
         }
     }
+    for (const auto& name : report.removed) {
+        std::error_code ec;
+        if (fs::exists(data_dir_ / name, ec))
+            report.problems.push_back("the state of removed node '" + name + "' stays in " +
+                                      (data_dir_ / name).string() + " (a node of that name takes it over)");
+    }
     if (next.data_dir != data_dir_)
         report.problems.push_back("data_dir stays " + data_dir_.string() + " until a restart");
 

@@ -407,13 +407,12 @@ Backfill::Gap* Backfill::find(std::uint64_t id) {
 
 // ---- gaps -------------------------------------------------------------------------------------------------
 
-void Backfill::new_gap(std::size_t site, std::int64_t from, std::string cause, bool from_state) {
+void Backfill::new_gap(std::size_t site, std::int64_t from, std::string cause) {
     auto g = std::make_unique<Gap>((std::uint64_t{random_()} << 1) | 1);
     g->id = next_gap_id_++;
     g->site = site;
     g->start = g->from = g->query_from = g->cursor = g->durable_query_from = g->durable_cursor = from;
     g->cause = std::move(cause);
-    (void)from_state;
     open_gaps_->add(1);
     gaps_.push_back(std::move(g));
     dirty_ = true;
@@ -470,7 +469,7 @@ void Backfill::start() {
             it = gaps_.erase(it);
         }
         if (from) {
-            new_gap(i, *from, cause, false);
+            new_gap(i, *from, cause);
             gaps_.back()->restart = site.mark.has_value();
         }
     }
@@ -500,7 +499,7 @@ void Backfill::on_disconnected(std::size_t site, const std::string& cause) {
     std::optional<std::int64_t> last = s.last_live;
     if (was_open && !s.seen_since_open) last = s.opened_wall;
     if (!last) return;  // never connected and nothing to backfill from (no state, initial_s 0)
-    new_gap(site, *last - s_.overlap_s, "disconnected: " + cause, false);
+    new_gap(site, *last - s_.overlap_s, "disconnected: " + cause);
 }
 
 void Backfill::on_live(std::size_t site, std::string_view utc_date_time, std::string_view id) {
@@ -1074,7 +1073,7 @@ void Backfill::load() {
             for (std::size_t j = 0; gaps && j < gaps->size(); ++j) {
                 auto go = gaps->getObject(static_cast<unsigned>(j));
                 if (!go) continue;
-                new_gap(site, go->getValue<std::int64_t>("from"), go->getValue<std::string>("cause"), true);
+                new_gap(site, go->getValue<std::int64_t>("from"), go->getValue<std::string>("cause"));
                 Gap& g = *gaps_.back();
                 g.lost = go->optValue<std::string>("lost", "");
                 if (go->has("ahead")) g.replay_until = go->getValue<std::int64_t>("ahead");

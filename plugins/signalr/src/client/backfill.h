@@ -126,7 +126,7 @@ private:
     struct Effect;
     struct Page;
 
-    void new_gap(std::size_t site, std::int64_t from, std::string cause, bool from_state);
+    void new_gap(std::size_t site, std::int64_t from, std::string cause);
     void set_end(Gap& g, std::int64_t end_s, steady::time_point query_at);
     void request(Gap& g, steady::time_point now);
     void on_reply(std::uint64_t gap_id, std::uint64_t attempt, Page& page);

@@ -12,14 +12,8 @@ void TapSubscription::offer(const SharedBatch& batch, std::string_view output,
     const auto size = static_cast<std::uint64_t>(batch->size());
     const std::uint64_t left = limit_ - std::min(limit_, accepted());
     if (left == 0) return;
-    std::unique_lock lock(mutex_, std::try_to_lock);
-    if (!lock.owns_lock()) {
-        // The reader is swapping the queue out; this batch's share is lost rather than waited for.
-        const std::uint64_t lost = std::min(size, left);
-        dropped_.fetch_add(lost, std::memory_order_relaxed);
-        dropped_total.fetch_add(lost, std::memory_order_relaxed);
-        return;
-    }
+    // The bucket is refilled and spent under the TapPoint's lock, which every offer holds, so what the rate lets
+    // through is decided without the reader's lock and a busy reader costs exactly those samples.
     if (refilled_ != std::chrono::steady_clock::time_point{})
         tokens_ = std::min(per_second_, tokens_ + per_second_ * std::chrono::duration<double>(now - refilled_).count());
     refilled_ = now;
@@ -27,7 +21,10 @@ void TapSubscription::offer(const SharedBatch& batch, std::string_view output,
     skipped_.fetch_add(size - allowed, std::memory_order_relaxed);
     if (allowed == 0) return;
     tokens_ -= static_cast<double>(allowed);
-    const auto room = static_cast<std::uint64_t>(queue_events_ - std::min(queue_events_, queued_events_));
+    std::unique_lock lock(mutex_, std::try_to_lock);
+    const auto room = !lock.owns_lock()
+                          ? 0  // the reader is taking the queue this instant; these samples are lost, not waited for
+                          : static_cast<std::uint64_t>(queue_events_ - std::min(queue_events_, queued_events_));
     const std::uint64_t taken = std::min(allowed, room);
     if (taken < allowed) {
         dropped_.fetch_add(allowed - taken, std::memory_order_relaxed);

@@ -33,8 +33,8 @@ class TapSubscription {
 public:
     TapSubscription(std::uint64_t limit, std::uint32_t per_second, std::uint32_t queue_events);
 
-    // The pipeline's thread. Never blocks: when the reader holds the queue at that moment, or the queue is
-    // full, what the rate would have let through is dropped (counted).
+    // The pipeline's thread, under the TapPoint's lock. Never blocks: when the reader holds the queue at that
+    // moment, or the queue is full, what the rate would have let through is dropped (counted).
     void offer(const SharedBatch& batch, std::string_view output, std::chrono::steady_clock::time_point now,
                std::atomic<std::uint64_t>& dropped_total);
 
@@ -54,6 +54,7 @@ private:
     std::condition_variable ready_;
     std::deque<TapItem> items_;
     std::uint32_t queued_events_ = 0;
+    // The token bucket: touched only by offer(), under the TapPoint's lock.
     double tokens_;
     std::chrono::steady_clock::time_point refilled_{};
     std::atomic<std::uint64_t> accepted_{0};

@@ -248,6 +248,10 @@ fs::path SegmentLog::path_of(std::uint64_t id) const {
     return options_.dir / format::segment_file_name(id);
 }
 
+fs::path SegmentLog::temp_path_of(std::uint64_t id) const {
+    return options_.dir / (format::segment_file_name(id) + ".tmp");
+}
+
 void SegmentLog::check_usable() const {
     if (!opened_) throw std::logic_error("disk buffer " + options_.dir.string() + ": open() it first");
     if (failed_)
@@ -468,6 +472,13 @@ RecoveryReport SegmentLog::open() {
             continue;
         if (name == "ledger.tmp") {
             files_.remove(path);  // a ledger write that did not finish; the previous ledger stands
+            continue;
+        }
+        if (name.size() == 28 && ends_with(name, ".hfb.tmp") && parse_segment_name(name.substr(0, 24), id)) {
+            // A segment whose first sync() did not return: nothing in it was acknowledged.
+            files_.remove(path);
+            report.problems.push_back({RecoveryReport::Problem::Kind::removed, path, 0, 0, 0, 0, 0,
+                                       "a new segment whose first sync did not finish"});
             continue;
         }
         if (!parse_segment_name(name, id)) {
@@ -774,11 +785,13 @@ void SegmentLog::rollback_staged() {
         for (auto& st : staged_) {
             if (st.create) {
                 st.file.reset();
-                try {
-                    files_.remove(path_of(st.id));
-                    removed = true;
-                } catch (const FileError& e) {
-                    if (e.error() != ENOENT) throw;
+                for (const auto& path : {temp_path_of(st.id), path_of(st.id)}) {
+                    try {
+                        files_.remove(path);
+                        removed = true;
+                    } catch (const FileError& e) {
+                        if (e.error() != ENOENT) throw;
+                    }
                 }
             } else if (active_file_) {
                 active_file_->truncate(st.size_before);
@@ -821,7 +834,10 @@ void SegmentLog::sync() {
         for (auto& st : staged_) {
             File* file = nullptr;
             if (st.create) {
-                st.file = files_.open(path_of(st.id), OpenMode::create_new);
+                // Written under a temporary name and renamed once synced: a file named like a segment always
+                // has a whole, durable header, so a header cut short by a crash can never pass for one of a
+                // newer format version.
+                st.file = files_.open(temp_path_of(st.id), OpenMode::create_new);
                 file = st.file.get();
                 created = true;
             } else {
@@ -838,10 +854,24 @@ void SegmentLog::sync() {
     try {
         for (File* file : touched)
             file->sync();
-        if (created) files_.sync_directory(options_.dir);
     } catch (const FileError& e) {
         failed_ = true;
         throw SyncFailed(e);
+    }
+    if (created) {
+        try {
+            for (const auto& st : staged_)
+                if (st.create) files_.rename(temp_path_of(st.id), path_of(st.id));
+        } catch (const FileError& e) {
+            rollback_staged();
+            throw WriteFailed(e);
+        }
+        try {
+            files_.sync_directory(options_.dir);
+        } catch (const FileError& e) {
+            failed_ = true;
+            throw SyncFailed(e);
+        }
     }
 
     std::uint64_t bytes = 0;

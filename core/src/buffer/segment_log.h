@@ -179,6 +179,7 @@ private:
     void roll_segment();
     void rollback_staged();
     std::filesystem::path path_of(std::uint64_t id) const;
+    std::filesystem::path temp_path_of(std::uint64_t id) const;
 
     FileLayer& files_;
     const SegmentLogOptions options_;

@@ -2,7 +2,8 @@
 // An in-memory FileLayer that behaves like a disk across power cuts, after LazyFS: every file keeps what was
 // fdatasync'ed and what was only written; directory changes (create, rename, unlink) are journalled and become
 // durable at a directory fsync. crash() throws away what was not made durable, keeping a random prefix of each
-// file's unsynced tail and of the directory journal (a torn write, metadata persisted in order). It can also
+// file's unsynced tail (a torn write, sometimes followed by zeros or stale bytes) and of the directory journal
+// (metadata persisted in order). It can also
 // crash in the middle of the n-th mutating operation, flip bits, and fail operations with ENOSPC, EIO or EROFS.
 
 #include <algorithm>
@@ -362,8 +363,15 @@ inline void FaultFileLayer::crash(bool tear) {
     for (auto& [name, node] : durable_names_) {
         std::string kept = node->durable;
         const std::string& current = node->current;
-        if (tear && current.size() > kept.size() && current.compare(0, kept.size(), kept) == 0 && coin())
+        if (tear && current.size() > kept.size() && current.compare(0, kept.size(), kept) == 0 && coin()) {
             kept.append(current, kept.size(), below(current.size() - kept.size()));
+            // Sometimes the block after the part that made it holds zeros or stale bytes instead.
+            if (below(3) == 0) {
+                const bool zeros = coin();
+                for (auto n = below(64); n > 0; --n)
+                    kept.push_back(zeros ? '\0' : static_cast<char>(below(255)));
+            }
+        }
         node->current = node->durable = kept;
     }
     names_ = durable_names_;

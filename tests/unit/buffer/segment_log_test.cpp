@@ -334,6 +334,27 @@ TEST(SegmentLog, SegmentOfAFutureVersionIsRefusedNamingTheFile) {
     EXPECT_EQ(files.content(seg), future_segment());  // untouched
 }
 
+// A new segment is written under a temporary name until its first sync; one cut short by a crash (here its
+// header torn after the magic, garbage after it) is removed, not mistaken for a newer format.
+TEST(SegmentLog, NewSegmentCutShortByACrashIsRemoved) {
+    FaultFileLayer files;
+    {
+        SegmentLog log(files, small());
+        log.open();
+        append_synced(log, 0, 3);
+    }
+    const fs::path torn = dir / (format::segment_file_name(7) + ".tmp");
+    files.put_file(torn, std::string("HFBUFSEG") + std::string("\x81\x00\x00\x84garbage", 11));
+    SegmentLog log(files, small());
+    auto report = log.open();
+    ASSERT_EQ(report.problems.size(), 1U);
+    EXPECT_EQ(report.problems[0].kind, RecoveryReport::Problem::Kind::removed);
+    EXPECT_EQ(report.problems[0].file, torn);
+    EXPECT_EQ(drain(log).size(), 3U);
+    for (const auto& name : files.files_in(dir))
+        EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
+}
+
 TEST(SegmentLog, LedgerOfAFutureVersionIsRefusedNamingTheFile) {
     FaultFileLayer files;
     files.create_directories(dir);

@@ -754,7 +754,10 @@ void Backfill::on_page(Gap& g, const std::string& body) {
         e.meta.received_at = now;
         if (!f.id.empty()) remember(g.site, f.t, f.id);
         g.cursor = std::max(g.cursor, f.t);
-        if ((g.restart && s.emitted_before && f.t <= *s.emitted_before) || (g.replay_until && f.t <= *g.replay_until)) {
+        // Live events come in time order and the mark passes only batches that all ended finished, so what the
+        // last run may have emitted without it being finished lies between the mark and what it wrote ahead.
+        if ((g.restart && s.emitted_before && f.t >= g.start + s_.overlap_s && f.t <= *s.emitted_before) ||
+            (g.replay_until && f.t <= *g.replay_until)) {
             ++g.replayed;
             replayed_->add();
         }

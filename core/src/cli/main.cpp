@@ -119,7 +119,7 @@ private:
             "  graph FILE      print the pipeline as a Graphviz DOT graph\n"
             "  plugins         list every component: type, kind, plugin file, version, description\n"
             "  token           print a development JWT for the signalr_hub sink (never for production keys)\n"
-            "  top             a live table of a running instance from its admin server (--admin URL, --once)\n\n"
+            "  top             a live table of a running instance, from its admin server\n\n"
             "Options:");
         help.setFooter(
             "Exit codes: 0 success; 1 the run ended with a failed node or a drain that outlasted the grace "

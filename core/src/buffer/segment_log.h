@@ -91,11 +91,11 @@ struct RecoveryReport {
     struct Problem {
         enum class Kind {
             set_aside,       // records whose checksum failed, or bytes between good records that do not parse
-            torn_tail,       // bytes after the last good record of the newest segment: cut off
+            torn_tail,       // bytes after the last good record of the newest segment: never read (left in place)
             damaged_tail,    // bytes after the last good record of an older segment (records in it set aside)
             damaged_header,  // a segment header that fails its checksum; its records were still read
-            removed,         // a file with nothing to recover (a segment created just before a crash, ...)
-            moved_aside,     // a damaged ledger, renamed so it can be inspected
+            removed,         // a file with nothing to recover (a segment whose first sync never returned, ...)
+            moved_aside,     // a damaged ledger or segment, renamed (*.damaged) so it can be inspected
             ignored          // a file that is not the log's
         };
         Kind kind;
@@ -103,7 +103,8 @@ struct RecoveryReport {
         std::uint64_t offset = 0;
         std::uint64_t length = 0;     // bytes
         std::uint64_t first_seq = 0;  // sequence numbers [first_seq, end_seq) the region held (set_aside,
-        std::uint64_t end_seq = 0;    // damaged_tail); records counts those not released before
+        std::uint64_t end_seq = 0;    // damaged_tail; torn_tail: the seq the next record would have had);
+                                      // records counts those not released before
         std::uint64_t records = 0;
         std::string detail;
     };

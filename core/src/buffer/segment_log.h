@@ -170,14 +170,12 @@ private:
     void check_usable() const;
     void persist_ledger(bool force);
     void write_ledger(const std::string& bytes);
-    void recover_segment(Segment& segment, bool newest, RecoveryReport& report);
     void preserve(const std::filesystem::path& file, std::uint64_t offset, std::uint64_t length);
     std::uint64_t mark_released_locked(std::uint64_t first, std::uint64_t end);
     bool released_locked(std::uint64_t seq) const;
     bool fully_released_locked(std::uint64_t first, std::uint64_t end) const;
     std::vector<std::filesystem::path> take_deletable_locked();
     std::size_t read_from_files(std::vector<Record>& out, std::size_t max_records);
-    void roll_segment();
     void rollback_staged();
     std::filesystem::path path_of(std::uint64_t id) const;
     std::filesystem::path temp_path_of(std::uint64_t id) const;

@@ -48,7 +48,7 @@ public:
 
 enum class OpenMode {
     read,           // existing file, read only
-    read_write,     // existing file, read and append (recovery cuts torn tails)
+    read_write,     // existing file, read and append (the active segment; a write that failed is cut back)
     create_new,     // a new file, mode 0600; fails with EEXIST if it exists
     create_replace  // created (0600) or emptied; for a temporary file that is then renamed into place
 };

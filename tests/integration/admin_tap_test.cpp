@@ -32,10 +32,11 @@ struct Answer {
     std::string csp;
 };
 
-Answer http(std::uint16_t port, const std::string& path, const std::map<std::string, std::string>& headers = {}) {
+Answer http(std::uint16_t port, const std::string& path, const std::map<std::string, std::string>& headers = {},
+            const std::string& method = "GET") {
     Poco::Net::HTTPClientSession session("127.0.0.1", port);
     session.setTimeout(Poco::Timespan(20, 0));
-    Poco::Net::HTTPRequest request("GET", path, Poco::Net::HTTPMessage::HTTP_1_1);
+    Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
     for (const auto& [k, v] : headers)
         request.set(k, v);
     session.sendRequest(request);
@@ -143,6 +144,28 @@ TEST_F(AdminTapTest, StreamsTheEventsLeavingANodeAsNdjsonAndEndsAtTheLimit) {
     stop();
 }
 
+TEST_F(AdminTapTest, AnOpenTapEndsWithItsCountsWhenThePipelineFinishes) {
+    const std::uint16_t port = start(R"({"listen": "127.0.0.1:0", "tap": true})");
+    ASSERT_NE(port, 0);
+    // A tap of a sink stays open and silent; once the status line is in, the pipeline is told to stop.
+    Poco::Net::HTTPClientSession session("127.0.0.1", port);
+    session.setTimeout(Poco::Timespan(20, 0));
+    Poco::Net::HTTPRequest request("GET", "/api/v1/tap?node=all", Poco::Net::HTTPMessage::HTTP_1_1);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    ASSERT_EQ(response.getStatus(), 200);
+    proc->signal(SIGTERM);
+    std::ostringstream body;
+    body << in.rdbuf();
+    const auto lines = lines_of(body.str());
+    ASSERT_EQ(lines.size(), 1u) << body.str();
+    const hubflow::Value end = hubflow::parse_json(lines[0]);
+    EXPECT_EQ(end.find("reason")->as_string(), "finished") << lines[0];
+    EXPECT_EQ(end.find("events")->as_int(), 0);
+    EXPECT_EQ(proc->wait(20s), 0) << proc->err();
+}
+
 TEST_F(AdminTapTest, BadTapRequests) {
     const std::uint16_t port =
         start(R"({"listen": "127.0.0.1:0", "tap": true, "token_env": "ADMIN_TOKEN"})", 500, {{"ADMIN_TOKEN", "tk-1"}});
@@ -162,6 +185,7 @@ TEST_F(AdminTapTest, BadTapRequests) {
     EXPECT_EQ(extra.status, 400);
     EXPECT_NE(extra.body.find("unknown parameter 'colour'"), std::string::npos) << extra.body;
     EXPECT_EQ(http(port, "/api/v1/tap?node=gen&limit=1", auth).status, 200);
+    EXPECT_EQ(http(port, "/api/v1/tap?node=gen&limit=1", auth, "HEAD").status, 405);
     stop();
 }
 

@@ -106,6 +106,10 @@ bool client_gone(Poco::Net::HTTPServerRequest& request) {
 }  // namespace
 
 void serve_tap(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response, TapServer& server) {
+    if (request.getMethod() != "GET") {
+        response.set("Allow", "GET");
+        return answer(response, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "/api/v1/tap answers GET only");
+    }
     if (!server.spec.tap) {
         answer(response, HTTPResponse::HTTP_FORBIDDEN,
                "the tap is off: events hold personal data, so it needs \"admin\": {\"tap\": true} in the pipeline "
@@ -172,10 +176,12 @@ void serve_tap(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerRespo
     std::string lines;
     try {
         for (;;) {
-            // Read the phase first: what was queued before the graph finished is still sent below.
+            // Read the state first, so that what was queued before the graph finished (or the server began to
+            // stop) is still taken, without waiting, and sent below.
             const bool finished = server.runtime.phase() == RuntimeStatus::Phase::finished;
+            const bool stopping = server.stopping.load();
             lines.clear();
-            for (const TapItem& item : reader->take(std::chrono::milliseconds(200)))
+            for (const TapItem& item : reader->take(std::chrono::milliseconds(finished || stopping ? 0 : 200)))
                 for (std::uint32_t i = item.first; i < item.first + item.count; ++i) {
                     append_tap_line(lines, node, item.output, (*item.batch)[i]);
                     ++summary.events;
@@ -189,12 +195,10 @@ void serve_tap(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerRespo
                 summary.reason = "limit";
                 break;
             }
-            if (finished) {
-                summary.reason = "finished";
-                break;
-            }
-            if (server.stopping.load()) {
-                summary.reason = "stopping";
+            if (finished || stopping) {
+                // The server stops after the graph finished, or alone (the program is leaving early).
+                summary.reason =
+                    finished || server.runtime.phase() == RuntimeStatus::Phase::finished ? "finished" : "stopping";
                 break;
             }
             if (client_gone(request)) return;

@@ -117,8 +117,15 @@ void DiskBuffer::write_loop() {
         }
         std::deque<Staged> group;
         group.swap(staged_);
+        // Producers may stage the next group while this one is written and synced: the two overlap, so the
+        // pipeline is not held for every fsync. At most two groups are in memory at once.
+        std::size_t group_events = 0;
+        for (const auto& s : group)
+            group_events += s.batch->size();
+        staged_events_ -= group_events;
         writer_idle_ = false;
         lock.unlock();
+        staged_changed_.notify_all();
 
         std::size_t committed = 0;
         try {
@@ -148,8 +155,8 @@ void DiskBuffer::write_loop() {
         update_gauges();
 
         lock.lock();
-        staged_events_ -= committed_events;
-        writer_idle_ = committed == group.size();
+        staged_events_ += group_events - committed_events;  // what goes back to be tried again
+        writer_idle_ = committed == group.size() && staged_.empty();
         // What could not be written goes back in front of what arrived meanwhile, in order.
         for (std::size_t i = group.size(); i > committed; --i)
             staged_.push_front(std::move(group[i - 1]));

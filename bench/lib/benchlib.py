@@ -25,6 +25,16 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+LOCK = "/tmp/hubflow-build.lock"
+# Set by bench/run, which holds the build lock around each case it runs (a benchmark is a heavy run): the case's
+# own steps must not take it again (flock would wait for its own parent).
+LOCK_HELD = "HUBFLOW_BUILD_LOCK_HELD"
+
+
+def locked(cmd):
+    """`cmd` under the build lock, unless this process already runs under it."""
+    return cmd if os.environ.get(LOCK_HELD) == "1" else ["flock", LOCK, *cmd]
+
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
@@ -135,9 +145,9 @@ class Snapshot:
         os.makedirs(os.path.join(snap, "lib"))
         lib = os.path.join(build, "lib")
         sdk = " ".join(shlex.quote(os.path.join(lib, f)) for f in os.listdir(lib) if f.startswith("libhubflow-sdk"))
-        subprocess.run(["flock", "/tmp/hubflow-build.lock", "sh", "-c",
+        subprocess.run(locked(["sh", "-c",
                         f"cp -a {shlex.quote(os.path.join(build, 'bin'))} {shlex.quote(snap)}/ && "
-                        f"cp -a {sdk} {shlex.quote(os.path.join(lib, 'hubflow'))} {shlex.quote(snap)}/lib/"],
+                        f"cp -a {sdk} {shlex.quote(os.path.join(lib, 'hubflow'))} {shlex.quote(snap)}/lib/"]),
                        check=True)
         self.bin = os.path.join(snap, "bin")
         self.hubflow = os.path.join(self.bin, "hubflow")
@@ -238,9 +248,6 @@ def write_result(path, result):
             json.dump(result, f, indent=1)
 
 
-LOCK = "/tmp/hubflow-build.lock"
-
-
 def dotnet_build(project, out):
     """Release build of a .NET peer (a project under bench/dotnet) into `out`, under the build lock, as the bench
     installs its other peers itself; returns the path of its program."""
@@ -249,7 +256,7 @@ def dotnet_build(project, out):
     path = os.path.join(ROOT, "bench", "dotnet", project)
     env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1")
     log(f"dotnet build {path} -c Release")
-    r = subprocess.run(["flock", LOCK, "dotnet", "build", path, "-c", "Release", "-o", out, "--nologo", "-v", "q"],
+    r = subprocess.run(locked(["dotnet", "build", path, "-c", "Release", "-o", out, "--nologo", "-v", "q"]),
                        capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit(f"dotnet build of bench/dotnet/{project} failed ({r.returncode}):\n{(r.stdout + r.stderr)[-3000:]}")

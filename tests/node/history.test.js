@@ -199,9 +199,12 @@ test("the hubs' auth matrix on the history", async () => {
   assert.ok(own.items.every((e) => e.user_id === user));
   // A token carries its query: sent alone it continues the user's query (never the whole site's), and it is
   // authorised again, so another site's admin cannot use it.
-  const first = await history(main.base, SITE_A, "entries", { user_id: user, $top: 1 }, token(user));
-  assert.equal(first.status, 200);
-  assert.ok(first.json.continuation_token, first.body);
+  const userToken = token(user);
+  let first;
+  await waitFor(async () => {
+    first = await history(main.base, SITE_A, "entries", { user_id: user, $top: 1 }, userToken);
+    return first.status === 200 && first.json.continuation_token !== undefined;
+  }, 10000, "a second entry of the user");
   const alone = await history(main.base, SITE_A, "entries", { $top: 50 }, token(user),
     { "CLP-Continuation-Token": first.json.continuation_token });
   assert.equal(alone.status, 200, alone.body);
@@ -416,7 +419,7 @@ test("the history survives a restart and a kill -9 of the hub; tokens stay valid
 });
 
 test("rate limit per access token: 429 with Retry-After; the delay before events become visible", async () => {
-  const hub = await startHub("limited", { max_requests_per_s: 2, delay_ms: 1500 }, { rate: 50 });
+  const hub = await startHub("limited", { max_requests_per_s: 2, delay_ms: 3000 }, { rate: 50 });
   try {
     const a = token("admin");
     const b = token("super");
@@ -435,7 +438,7 @@ test("rate limit per access token: 429 with Retry-After; the delay before events
     await new Promise((r) => setTimeout(r, Number(retryAfter) * 1000));
     assert.equal((await history(hub.base, SITE_A, "entries", {}, a)).status, 200);
 
-    // delay_ms: an event a live client has just received is not in the history yet, and is 1.5 s later.
+    // delay_ms: an event a live client has just received is not in the history yet, and is 3 s later.
     const c = new signalR.HubConnectionBuilder()
       .withUrl(`${hub.base}/v1/hub/entries?site_id=${SITE_A}`,
         { accessTokenFactory: () => a, skipNegotiation: true, transport: signalR.HttpTransportType.WebSockets })
@@ -445,7 +448,6 @@ test("rate limit per access token: 429 with Retry-After; the delay before events
     await c.start();
     await waitFor(() => latest !== null, 10000, "an entry");
     const probe = latest;
-    await c.stop();
     const probeHistory = () => history(hub.base, SITE_A, "entries",
       { $filter: `utc_date_time ge ${probe.utc_date_time}`, $top: 1000 }, b);
     const has = async () => {
@@ -455,6 +457,7 @@ test("rate limit per access token: 429 with Retry-After; the delay before events
     const early = await probeHistory();
     assert.equal(early.status, 200, early.body);
     assert.ok(!early.json.items.some((e) => e.id === probe.id), "visible before delay_ms");
+    await c.stop();
     await waitFor(() => has(b), 10000, "the entry to become visible");
   } finally {
     await stopHub(hub, "SIGKILL");
@@ -481,9 +484,12 @@ test("over TLS: the same endpoints on the hub's wss:// listener, https://", asyn
       req.end();
     });
     const auth = { Authorization: `Bearer ${token("admin")}` };
-    await waitFor(async () => JSON.parse((await getTls(`/v1.1/sites/${SITE_A}/entries?$top=5`, auth)).body).items
-      .length === 5, 10000, "five entries over https");
-    const first = JSON.parse((await getTls(`/v1.1/sites/${SITE_A}/entries?$top=5`, auth)).body);
+    // A first page of five with a token: more than five entries are in the history.
+    let first;
+    await waitFor(async () => {
+      first = JSON.parse((await getTls(`/v1.1/sites/${SITE_A}/entries?$top=5`, auth)).body);
+      return first.items.length === 5 && first.continuation_token !== undefined;
+    }, 10000, "more than five entries over https");
     const next = await getTls(`/v1.1/sites/${SITE_A}/entries?$top=5`,
       { ...auth, "CLP-Continuation-Token": first.continuation_token });
     assert.equal(next.status, 200, next.body);

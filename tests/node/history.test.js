@@ -21,6 +21,7 @@ const SITE_B = "site-b";
 
 let dir, rolesFile;
 let main; // { child, base, log }
+const started = []; // every hub process, so that a failing test leaves none behind
 
 function token(sub, { scope = ["user_api.full_access"], ttl = 3600, secret = SECRET } = {}) {
   return mintToken(HUBFLOW, secret, sub, { scope, ttl });
@@ -49,6 +50,7 @@ function startHub(name, history, { rate = 200, seed = 5, tls } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(HUBFLOW, ["run", file], { stdio: ["ignore", "ignore", "pipe"] });
     const hub = { child, base: null, log: "" };
+    started.push(hub);
     child.stderr.on("data", (d) => {
       hub.log += d;
       const m = /history at \S+ and \/incidents on (https?:\/\/[0-9.]+:\d+)/.exec(hub.log);
@@ -146,7 +148,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (main) await stopHub(main, "SIGKILL");
+  for (const hub of started) await stopHub(hub, "SIGKILL");
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

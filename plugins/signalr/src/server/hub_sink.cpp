@@ -230,7 +230,6 @@ void HubSink::record(const EventBatch& batch) {
     // Grouped by site, one append (one write) per site and batch.
     records_.clear();
     sites_.clear();
-    std::vector<std::size_t> order;
     for (const Event& e : batch) {
         Hub hub;
         if (e.meta.kind == "entry")
@@ -251,17 +250,21 @@ void HubSink::record(const EventBatch& batch) {
         sites_.push_back(e.meta.site_id);
     }
     if (records_.empty()) return;
-    order.resize(records_.size());
-    for (std::size_t i = 0; i < order.size(); ++i)
-        order[i] = i;
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return sites_[a] < sites_[b]; });
-    std::vector<HistoryRecord> group;
-    for (std::size_t i = 0; i < order.size();) {
-        const std::string& site = sites_[order[i]];
-        group.clear();
-        for (; i < order.size() && sites_[order[i]] == site; ++i)
-            group.push_back(records_[order[i]]);
-        history_->append(site, group);
+    if (std::all_of(sites_.begin(), sites_.end(), [&](std::string_view site) { return site == sites_.front(); })) {
+        history_->append(sites_.front(), records_);  // the usual case: one site per batch
+    } else {
+        order_.resize(records_.size());
+        for (std::size_t i = 0; i < order_.size(); ++i)
+            order_[i] = i;
+        std::stable_sort(order_.begin(), order_.end(),
+                         [&](std::size_t a, std::size_t b) { return sites_[a] < sites_[b]; });
+        for (std::size_t i = 0; i < order_.size();) {
+            const std::string_view site = sites_[order_[i]];
+            group_.clear();
+            for (; i < order_.size() && sites_[order_[i]] == site; ++i)
+                group_.push_back(records_[order_[i]]);
+            history_->append(site, group_);
+        }
     }
     history_appended_->add(records_.size());
 }

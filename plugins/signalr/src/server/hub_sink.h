@@ -37,8 +37,11 @@ private:
     HistoryEndpointSettings endpoint_settings_;
     std::shared_ptr<HistoryStore> history_;
     Counter* history_appended_ = nullptr;
-    std::vector<HistoryRecord> records_;  // reused by write()
-    std::vector<std::string> sites_;      // site of each of records_
+    // Reused by write(), views into the batch being written.
+    std::vector<HistoryRecord> records_;
+    std::vector<std::string_view> sites_;  // site of each of records_
+    std::vector<std::size_t> order_;
+    std::vector<HistoryRecord> group_;
 };
 
 }  // namespace hubflow::signalr

@@ -76,6 +76,16 @@ private:
     struct Staged {
         SharedBatch batch;
         Ticket* ticket;
+        // The batch's records, encoded on the producer's thread so the writer only appends and syncs.
+        std::string records;
+        std::vector<std::uint32_t> ends;  // where each event's record ends in `records`
+        std::uint64_t first_seq = 0;      // set once appended
+    };
+    // A batch just synced, kept so the node's thread can take it as it is instead of decoding its records
+    // (SegmentLog::take_front) while it keeps up; a node that falls behind reads the log instead.
+    struct Ready {
+        SharedBatch batch;
+        std::uint64_t first_seq;
     };
     void batch_ended(std::uint64_t number, BatchOutcome outcome) override;
     void write_loop();
@@ -105,6 +115,7 @@ private:
     std::condition_variable staged_changed_;    // the writer waits for work; producers wait for room
     std::condition_variable readable_changed_;  // the node waits for synced records
     std::deque<Staged> staged_;
+    std::deque<Ready> ready_;  // under mutex_; bounded by max_ready
     std::size_t staged_events_ = 0;
     int producers_ = 0;
     bool discarding_ = false;

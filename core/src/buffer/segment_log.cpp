@@ -323,7 +323,10 @@ void SegmentLog::persist_ledger(bool force) {
     {
         std::lock_guard lock(mutex_);
         if (!ledger_dirty_) return;
-        if (!force && now - ledger_written_ < options_.ledger_interval) return;
+        if (!force && now - ledger_written_ < options_.ledger_interval &&
+            released_since_ledger_ < options_.ledger_every_records)
+            return;
+        released_since_ledger_ = 0;
         bytes.resize(24 + 16 * released_.size() + 4);
         std::memcpy(bytes.data(), format::ledger_magic, 8);
         put32(bytes.data() + 8, format::version);
@@ -950,6 +953,24 @@ std::size_t SegmentLog::next(std::vector<Record>& out, std::size_t max_records) 
     return n + read_from_files(out, max_records - n);
 }
 
+SegmentLog::Take SegmentLog::take_front(std::uint64_t first_seq, std::uint64_t count) {
+    check_usable();
+    std::lock_guard lock(mutex_);
+    if (first_seq < handed_end_) return Take::passed;
+    if (count == 0 || memory_.size() < count || memory_.front().record.seq != first_seq ||
+        memory_[count - 1].record.seq != first_seq + count - 1)
+        return Take::not_yet;
+    for (std::uint64_t i = 0; i < count; ++i) {
+        MemoryRecord& m = memory_.front();
+        read_segment_first_ = m.segment_first;
+        read_offset_ = m.end_offset;
+        handed_end_ = m.record.seq + 1;
+        memory_bytes_ -= m.record.payload.size();
+        memory_.pop_front();
+    }
+    return Take::taken;
+}
+
 std::size_t SegmentLog::read_from_files(std::vector<Record>& out, std::size_t max_records) {
     std::size_t n = 0;
     while (n < max_records) {
@@ -1064,6 +1085,7 @@ void SegmentLog::release(std::uint64_t first_seq, std::uint64_t count) {
                                     std::to_string(handed_end_) + ")");
         std::uint64_t added = mark_released_locked(first_seq, first_seq + count);
         live_records_ -= std::min(live_records_, added);
+        released_since_ledger_ += added;
         deletable = take_deletable_locked();
     }
     if (!deletable.empty()) {

@@ -53,6 +53,9 @@ struct SegmentLogOptions {
     // Releases are persisted at most this often by sync()/release() (and always by checkpoint() and the
     // destructor); releases not yet persisted are the duplicate window after a crash.
     std::chrono::milliseconds ledger_interval{1000};
+    // ... or as soon as this many records were released since the last write, so that a run of short lives
+    // (a crash loop faster than ledger_interval) cannot grow the window: each run persists its releases.
+    std::uint64_t ledger_every_records = 4096;
     std::uint64_t max_segment_ids = std::uint64_t{1} << 32;  // segment file ids wrap around modulo this
 };
 
@@ -144,6 +147,12 @@ public:
     // Appends to `out` up to `max_records` records not yet handed out, in seq order: the recovered backlog
     // first, then synced appends. Returns how many it appended; 0 when nothing is available (never blocks).
     std::size_t next(std::vector<Record>& out, std::size_t max_records);
+    // For a caller that still holds the contents of records it appended (a disk buffer handing on the batch it
+    // just wrote): hands out the `count` records from `first_seq` on without copying them, when they are the
+    // next ones next() would return and all still in the memory window (`taken`); `passed` when some of them
+    // were handed out already; otherwise (`not_yet`) changes nothing, and next() brings them in due course.
+    enum class Take { taken, not_yet, passed };
+    Take take_front(std::uint64_t first_seq, std::uint64_t count);
     // The records [first_seq, first_seq + count) were delivered; in any order, any grouping, repeats are
     // harmless. A segment is deleted once all its records are released (the ledger is written first).
     // Throws std::out_of_range for records not handed out yet, SyncFailed when writing the ledger fails so.
@@ -191,9 +200,10 @@ private:
     std::set<std::uint64_t> ids_in_use_;
     std::map<std::uint64_t, std::uint64_t> released_;  // [start, end) ranges of released sequence numbers
     bool ledger_dirty_ = false;
-    std::uint64_t synced_end_ = 0;    // every seq below this is synced (or was recovered)
-    std::uint64_t handed_end_ = 0;    // every seq below this was handed out (or skipped)
-    std::uint64_t live_records_ = 0;  // synced, not released
+    std::uint64_t released_since_ledger_ = 0;  // records released since the ledger was last written
+    std::uint64_t synced_end_ = 0;             // every seq below this is synced (or was recovered)
+    std::uint64_t handed_end_ = 0;             // every seq below this was handed out (or skipped)
+    std::uint64_t live_records_ = 0;           // synced, not released
     std::uint64_t set_aside_ = 0;
     std::deque<MemoryRecord> memory_;  // synced records of this run not handed out yet, while they fit
     std::uint64_t memory_bytes_ = 0;

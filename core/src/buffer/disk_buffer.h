@@ -3,7 +3,8 @@
 //
 // Upstream sees a batch finished once its events are synced into the buffer's segment log (SegmentLog, one
 // record per event): from then on the buffer answers for them, across kill -9 and power loss. The node's
-// thread reads them back in order, each read batch tracked by a root ticket of the buffer's own, and a record
+// thread gets them in order, each batch tracked by a root ticket of the buffer's own: while it keeps up, as
+// the very batch that was synced (no decoding); a backlog, from the log's records. A record
 // is released only when its batch ends finished downstream; a segment file goes once all its records are
 // released. So on restart the node gets, before anything new, every event that was accepted and not yet
 // delivered (and, at-least-once, those delivered since the last persisted release: the duplicate window).

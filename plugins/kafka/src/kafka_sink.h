@@ -7,9 +7,9 @@
 // came in. deliver() returns once every event of the batch has been handed to librdkafka, which
 // owns a copy of it from then on (RD_KAFKA_MSG_F_COPY: the host frees a batch when deliver() returns, and a copy
 // into librdkafka's own message allocation costs less than keeping events alive in a side structure; see
-// bench/results/kafka.md). librdkafka's queue is bounded by `max_in_flight_events` and `max_in_flight_bytes`;
-// while it is full write() blocks in rd_kafka_poll(), which sleeps until a delivery report frees room. That is
-// the backpressure upstream: it never spins, and it checks every 100 ms whether the host is stopping.
+// the kafka case in bench/results/REPORT.md). librdkafka's queue is bounded by `max_in_flight_events` and
+// `max_in_flight_bytes`; while it is full write() blocks in rd_kafka_poll(), which sleeps until a delivery report frees
+// room. That is the backpressure upstream: it never spins, and it checks every 100 ms whether the host is stopping.
 //
 // Nothing accepted is dropped silently. By default librdkafka never times a message out
 // (message.timeout.ms = 0): while the brokers are down events wait in the queue, unsettled, and upstream is

@@ -10,6 +10,8 @@ namespace hubflow::core {
 namespace {
 // Batches kept for the node's thread to take as they are; beyond this it reads them back from the log.
 constexpr std::size_t max_ready = 256;
+// Encoding buffers kept for reuse (each about a batch of records).
+constexpr std::size_t max_spare_buffers = 32;
 // The log's own limit sits above the node's, so a batch admitted by the node's check is never cut off
 // half-way by the log; the node's check is what when_full applies to.
 constexpr std::uint64_t log_headroom = 64ULL << 20;
@@ -90,6 +92,15 @@ NodeInput::Push DiskBuffer::push(SharedBatch batch, Ticket* ticket) {
     // Encoding happens here, on the producer's thread and outside the lock: the writer's thread is the one
     // that waits for fsync, so it should do as little else as possible.
     Staged staged{std::move(batch), ticket, {}, {}};
+    {
+        // Encoding buffers come back from the writer with their capacity: a fresh one per batch would be a
+        // fresh mapping and a page fault per page, which cost more than the encoding itself.
+        std::lock_guard spare(spare_mutex_);
+        if (!spare_records_.empty()) {
+            staged.records = std::move(spare_records_.back());
+            spare_records_.pop_back();
+        }
+    }
     staged.ends.reserve(n);
     for (const Event& e : *staged.batch) {
         buffer::encode_event(e, staged.records);
@@ -170,6 +181,13 @@ void DiskBuffer::write_loop() {
             committed_events += group[i].batch->size();
         update_gauges();
 
+        {
+            std::lock_guard spare(spare_mutex_);
+            for (std::size_t i = 0; i < committed && spare_records_.size() < max_spare_buffers; ++i) {
+                group[i].records.clear();
+                spare_records_.push_back(std::move(group[i].records));
+            }
+        }
         lock.lock();
         for (std::size_t i = 0; i < committed; ++i) {
             ready_.push_back({std::move(group[i].batch), group[i].first_seq});

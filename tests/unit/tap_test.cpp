@@ -21,7 +21,7 @@ SharedBatch batch_of(std::size_t n) {
 std::size_t events_in(const std::vector<TapItem>& items) {
     std::size_t n = 0;
     for (const auto& i : items)
-        n += i.count;
+        n += i.events.size();
     return n;
 }
 
@@ -44,7 +44,16 @@ TEST(Tap, TheRateLetsABurstOfOneSecondThroughThenRefillsWithTime) {
     const auto items = s.take(0ms);
     EXPECT_EQ(events_in(items), 25u);
     ASSERT_EQ(items.size(), 3u);
-    EXPECT_EQ(items[0].first, 0u) << "the first events of a batch";
+    EXPECT_EQ(items[0].events[0].payload, "{\"i\":0}") << "the first events of a batch";
+}
+
+TEST(Tap, KeepsCopiesNotTheBatchSoThePipelineCanRecycleIt) {
+    TapSubscription s(100, 100, 100);
+    std::atomic<std::uint64_t> dropped{0};
+    const SharedBatch b = batch_of(4);
+    s.offer(b, "", t0, dropped);
+    EXPECT_EQ(b.use_count(), 1);
+    EXPECT_EQ(events_in(s.take(0ms)), 4u);
 }
 
 TEST(Tap, StopsAtTheLimit) {
@@ -58,7 +67,7 @@ TEST(Tap, StopsAtTheLimit) {
     const auto items = s.take(0ms);
     ASSERT_EQ(items.size(), 2u);
     EXPECT_EQ(items[1].output, "b");
-    EXPECT_EQ(items[1].count, 2u);
+    EXPECT_EQ(items[1].events.size(), 2u);
     EXPECT_EQ(s.dropped(), 0u);
 }
 

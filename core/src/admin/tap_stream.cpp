@@ -182,8 +182,8 @@ void serve_tap(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerRespo
             const bool stopping = server.stopping.load();
             lines.clear();
             for (const TapItem& item : reader->take(std::chrono::milliseconds(finished || stopping ? 0 : 200)))
-                for (std::uint32_t i = item.first; i < item.first + item.count; ++i) {
-                    append_tap_line(lines, node, item.output, (*item.batch)[i]);
+                for (const Event& event : item.events) {
+                    append_tap_line(lines, node, item.output, event);
                     ++summary.events;
                 }
             if (!lines.empty()) {

@@ -21,6 +21,9 @@ void TapSubscription::offer(const SharedBatch& batch, std::string_view output,
     skipped_.fetch_add(size - allowed, std::memory_order_relaxed);
     if (allowed == 0) return;
     tokens_ -= static_cast<double>(allowed);
+    // Copied before taking the reader's lock, so the lock is held only for the move into the queue.
+    TapItem item{std::vector<Event>(batch->begin(), batch->begin() + static_cast<std::ptrdiff_t>(allowed)),
+                 std::string(output)};
     std::unique_lock lock(mutex_, std::try_to_lock);
     const auto room = !lock.owns_lock()
                           ? 0  // the reader is taking the queue this instant; these samples are lost, not waited for
@@ -31,7 +34,8 @@ void TapSubscription::offer(const SharedBatch& batch, std::string_view output,
         dropped_total.fetch_add(allowed - taken, std::memory_order_relaxed);
     }
     if (taken == 0) return;
-    items_.push_back({batch, std::string(output), 0, static_cast<std::uint32_t>(taken)});
+    item.events.resize(taken);
+    items_.push_back(std::move(item));
     queued_events_ += static_cast<std::uint32_t>(taken);
     accepted_.fetch_add(taken, std::memory_order_relaxed);
     lock.unlock();

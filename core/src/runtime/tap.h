@@ -1,8 +1,8 @@
 #pragma once
 // The tap: a sample of the batches leaving a node, for /api/v1/tap. The pipeline's thread must never wait for a
 // tap reader, so emit() only ever offers: with no tap open it costs one relaxed atomic load (TapPoint::active),
-// with one open a try-lock, a clock read and a shared_ptr copy of the batch (batches are immutable and shared,
-// so nothing is copied). What a reader cannot take in time is dropped and counted, never queued without bound.
+// with one open a try-lock, a clock read and a copy of the few events the tap's rate lets through (at most
+// `rate` a second). What a reader cannot take in time is dropped and counted, never queued without bound.
 
 #include <atomic>
 #include <chrono>
@@ -19,12 +19,12 @@
 
 namespace hubflow::core {
 
-// Events [first, first + count) of a batch, as they left the node on `output`.
+// Copies of the first events of a batch, as they left the node on `output`. Copies rather than a reference to
+// the batch: holding batches would keep them from being recycled, and the pipeline would allocate new ones;
+// the copying is bounded by the tap's rate.
 struct TapItem {
-    SharedBatch batch;
+    std::vector<Event> events;
     std::string output;
-    std::uint32_t first = 0;
-    std::uint32_t count = 0;
 };
 
 // One reader's share: at most `limit` events in all and `per_second` a second (a token bucket with a burst of

@@ -14,6 +14,7 @@
 #include <regex>
 #include <sstream>
 
+#include "admin_client.h"
 #include "hubflow/json_parse.h"
 #include "process.h"
 
@@ -24,28 +25,11 @@ namespace {
 
 const std::string hubflow_bin = std::string(HUBFLOW_BINARY_DIR) + "/bin/hubflow";
 
-struct Answer {
-    int status = 0;
-    std::string body;
-    std::string content_type;
-    bool chunked = false;
-    std::string csp;
-};
+using Answer = HttpAnswer;
 
 Answer http(std::uint16_t port, const std::string& path, const std::map<std::string, std::string>& headers = {},
             const std::string& method = "GET") {
-    Poco::Net::HTTPClientSession session("127.0.0.1", port);
-    session.setTimeout(Poco::Timespan(20, 0));
-    Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-    for (const auto& [k, v] : headers)
-        request.set(k, v);
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    std::ostringstream body;
-    body << in.rdbuf();
-    return {response.getStatus(), body.str(), response.getContentType(), response.getChunkedTransferEncoding(),
-            response.get("Content-Security-Policy", "")};
+    return http_request(port, method, path, headers);
 }
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -72,11 +56,7 @@ protected:
                       "incidents": {"type": "file", "inputs": ["split.incidents"], "path": ")" +
                                                      (dir / "incidents.jsonl").string() + R"("}}})");
         proc = std::make_unique<Process>(hubflow_bin, std::vector<std::string>{"run", file}, env);
-        EXPECT_TRUE(proc->wait_for_err("admin server listening on", 10s)) << proc->err();
-        std::smatch m;
-        const std::string err = proc->err();
-        if (!std::regex_search(err, m, std::regex("admin server listening on [0-9.]+:([0-9]+)"))) return 0;
-        return static_cast<std::uint16_t>(std::stoi(m[1]));
+        return wait_for_admin_port(*proc);
     }
     long output_lines() const {
         std::ifstream in(dir / "all.jsonl");

@@ -13,6 +13,7 @@
 #include <regex>
 #include <sstream>
 
+#include "admin_client.h"
 #include "process.h"
 
 using namespace hubflow::test;
@@ -22,25 +23,11 @@ namespace {
 
 const std::string hubflow_bin = std::string(HUBFLOW_BINARY_DIR) + "/bin/hubflow";
 
-struct Answer {
-    int status = 0;
-    std::string body;
-    std::string content_type;
-};
+using Answer = HttpAnswer;
 
 Answer http(std::uint16_t port, const std::string& method, const std::string& path,
             const std::map<std::string, std::string>& headers = {}) {
-    Poco::Net::HTTPClientSession session("127.0.0.1", port);
-    session.setTimeout(Poco::Timespan(10, 0));
-    Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-    for (const auto& [k, v] : headers)
-        request.set(k, v);
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    std::ostringstream body;
-    body << in.rdbuf();
-    return {response.getStatus(), body.str(), response.getContentType()};
+    return http_request(port, method, path, headers, std::chrono::seconds(10));
 }
 
 class AdminTest : public ScratchDirTest {
@@ -58,11 +45,7 @@ protected:
                       "incidents": {"type": "file", "inputs": ["split.incidents"], "path": ")" +
                                                      (dir / "incidents.jsonl").string() + R"("}}})");
         proc = std::make_unique<Process>(hubflow_bin, std::vector<std::string>{"run", file}, env);
-        EXPECT_TRUE(proc->wait_for_err("admin server listening on", 10s)) << proc->err();
-        std::smatch m;
-        const std::string err = proc->err();
-        if (!std::regex_search(err, m, std::regex("admin server listening on [0-9.]+:([0-9]+)"))) return 0;
-        return static_cast<std::uint16_t>(std::stoi(m[1]));
+        return wait_for_admin_port(*proc);
     }
     // Waits until the node has received at least `n` events, by the metrics.
     bool wait_received(std::uint16_t port, const std::string& node, long n) {
@@ -193,16 +176,7 @@ TEST_F(AdminTest, ANonLoopbackAddressNeedsATokenOrAllowRemote) {
 namespace {
 
 Answer post(std::uint16_t port, const std::string& path) {
-    Poco::Net::HTTPClientSession session("127.0.0.1", port);
-    session.setTimeout(Poco::Timespan(30, 0));
-    Poco::Net::HTTPRequest request("POST", path, Poco::Net::HTTPMessage::HTTP_1_1);
-    request.setContentLength(0);
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    std::ostringstream body;
-    body << in.rdbuf();
-    return {response.getStatus(), body.str(), response.getContentType()};
+    return http_request(port, "POST", path, {}, 30s);
 }
 
 std::string reload_pipeline(const std::filesystem::path& dir, const std::string& route_kind, bool extra_sink) {
@@ -226,11 +200,8 @@ std::string reload_pipeline(const std::filesystem::path& dir, const std::string&
 TEST_F(AdminTest, ReloadUnderLoadLosesAndRepeatsNothingInTheNodesThatStay) {
     const std::string file = write("p.json", reload_pipeline(dir, "incident", false));
     proc = std::make_unique<Process>(hubflow_bin, std::vector<std::string>{"run", file});
-    ASSERT_TRUE(proc->wait_for_err("admin server listening on", 10s)) << proc->err();
-    std::smatch m;
-    const std::string err = proc->err();
-    ASSERT_TRUE(std::regex_search(err, m, std::regex("admin server listening on [0-9.]+:([0-9]+)")));
-    const auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
+    const std::uint16_t port = wait_for_admin_port(*proc);
+    ASSERT_NE(port, 0);
     ASSERT_TRUE(wait_received(port, "all", 2000));
 
     for (int i = 0; i < 4; ++i) {

@@ -1,6 +1,8 @@
 #pragma once
 // In-process components for core unit tests. They record what they see in a Recorder shared by the test.
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -8,9 +10,22 @@
 #include <string>
 #include <vector>
 
+#include "config/pipeline.h"
 #include "hubflow/component.h"
 
 namespace hubflow::testing_core {
+
+// A pipeline from JSON text, validated against `registry`; the test fails when the text has a problem.
+inline core::PipelineSpec valid_pipeline(const std::string& text, const core::ComponentRegistry& registry) {
+    core::Diagnostics diags("test.json");
+    auto doc = core::parse_pipeline_text(
+        text, [](const std::string&) { return std::nullopt; }, diags);
+    EXPECT_TRUE(doc.has_value());
+    if (!doc) return {};
+    core::PipelineSpec spec = core::validate_pipeline(*doc, registry, diags);
+    EXPECT_TRUE(diags.empty()) << diags.to_string();
+    return spec;
+}
 
 // What the fake sinks received, by node name. Tests wait on it with deadlines.
 struct Recorder {

@@ -28,15 +28,7 @@ protected:
     }
     void TearDown() override { recorder = nullptr; }
 
-    PipelineSpec load(const std::string& text) {
-        Diagnostics diags("test.json");
-        auto doc = parse_pipeline_text(
-            text, [](const std::string&) { return std::nullopt; }, diags);
-        EXPECT_TRUE(doc.has_value());
-        PipelineSpec spec = validate_pipeline(*doc, registry, diags);
-        EXPECT_TRUE(diags.empty()) << diags.to_string();
-        return spec;
-    }
+    PipelineSpec load(const std::string& text) { return valid_pipeline(text, registry); }
 
     Recorder rec;
     ComponentRegistry registry;

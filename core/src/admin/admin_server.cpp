@@ -77,12 +77,7 @@ public:
                      json_error("/api/v1/reload answers POST only"));
                 return;
             }
-            if (!authorized(request)) {
-                response.set("WWW-Authenticate", "Bearer realm=\"hubflow admin\"");
-                send(response, HTTPResponse::HTTP_UNAUTHORIZED, "application/json",
-                     json_error("a valid bearer token is required"));
-                return;
-            }
+            if (refused(request, response)) return;
             serve_reload(response);
             return;
         }
@@ -111,12 +106,7 @@ public:
                  r.json + "\n");
             return;
         }
-        if (!authorized(request)) {
-            response.set("WWW-Authenticate", "Bearer realm=\"hubflow admin\"");
-            send(response, HTTPResponse::HTTP_UNAUTHORIZED, "application/json",
-                 json_error("a valid bearer token is required"));
-            return;
-        }
+        if (refused(request, response)) return;
         if (path == "/api/v1/tap") {
             TapServer tap{server_.spec_, server_.runtime_, server_.stopping_, server_.open_taps_};
             serve_tap(request, response, tap);
@@ -167,6 +157,15 @@ private:
                             : r.outcome == ReloadReport::Outcome::busy    ? HTTPResponse::HTTP_CONFLICT
                                                                           : HTTPResponse::HTTP_SERVICE_UNAVAILABLE;
         send(response, status, "application/json", body);
+    }
+
+    // Answers 401 when the request lacks the admin token; true when it did.
+    bool refused(const Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) const {
+        if (authorized(request)) return false;
+        response.set("WWW-Authenticate", "Bearer realm=\"hubflow admin\"");
+        send(response, HTTPResponse::HTTP_UNAUTHORIZED, "application/json",
+             json_error("a valid bearer token is required"));
+        return true;
     }
 
     bool authorized(const Poco::Net::HTTPServerRequest& request) const {

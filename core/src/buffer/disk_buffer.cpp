@@ -8,8 +8,10 @@
 namespace hubflow::core {
 
 namespace {
-// Batches kept for the node's thread to take as they are; beyond this it reads them back from the log.
-constexpr std::size_t max_ready = 256;
+// Events of synced batches kept for the node's thread to take as they are, in multiples of what producers may
+// stage; a node further behind reads them back from the log (the page cache, as a rule) and memory stays
+// bounded (each kept event holds its payload and metadata).
+constexpr std::size_t ready_events_per_staged = 4;
 // Encoding buffers kept for reuse (each about a batch of records).
 constexpr std::size_t max_spare_buffers = 32;
 // The log's own limit sits above the node's, so a batch admitted by the node's check is never cut off
@@ -52,6 +54,7 @@ void DiskBuffer::close() {
     staged_.clear();
     std::scoped_lock both(mutex_, reader_mutex_);
     ready_.clear();
+    ready_events_ = 0;
     log_store_.reset();  // persists the release ledger
 }
 
@@ -60,8 +63,9 @@ void DiskBuffer::open() {
     o.dir = options_.dir;
     o.max_bytes = options_.max_bytes + std::max(options_.max_bytes, log_headroom);
     o.segment_bytes = std::min(options_.segment_bytes, std::max<std::uint64_t>(options_.max_bytes / 8, 1 << 16));
-    // Room for a few commit groups (max_staged_events of typical KS events), so the node's thread reads what
-    // this run wrote from memory, not back from the files.
+    // The batches themselves wait in ready_: the log only tracks where their records are (take_front), here
+    // for about as many events as ready_ holds (KS events are a few hundred bytes).
+    o.memory_window_payloads = false;
     o.memory_window_bytes = 16 << 20;
     // Releases persisted at most every 200 ms (and whenever the node goes idle): a crash repeats at most that
     // much of what was delivered, for a small file rewritten and synced five times a second under load.
@@ -190,8 +194,12 @@ void DiskBuffer::write_loop() {
         }
         lock.lock();
         for (std::size_t i = 0; i < committed; ++i) {
+            ready_events_ += group[i].batch->size();
             ready_.push_back({std::move(group[i].batch), group[i].first_seq});
-            if (ready_.size() > max_ready) ready_.pop_front();  // far behind: that one is read from the log
+        }
+        while (ready_events_ > options_.max_staged_events * ready_events_per_staged) {
+            ready_events_ -= ready_.front().batch->size();  // far behind: that one is read from the log
+            ready_.pop_front();
         }
         staged_events_ += group_events - committed_events;  // what goes back to be tried again
         writer_idle_ = committed == group.size() && staged_.empty();
@@ -260,7 +268,10 @@ NodeInput::Pop DiskBuffer::pop(SharedBatch& out, Ticket*& ticket, std::chrono::s
             }
             if (take != buffer::SegmentLog::Take::not_yet) {
                 std::lock_guard lock(mutex_);
-                if (!ready_.empty() && ready_.front().first_seq == ready->first_seq) ready_.pop_front();
+                if (!ready_.empty() && ready_.front().first_seq == ready->first_seq) {
+                    ready_events_ -= ready_.front().batch->size();
+                    ready_.pop_front();
+                }
             }
             if (take == buffer::SegmentLog::Take::taken) {
                 ticket = Ticket::root(*this, ready->first_seq);
@@ -375,6 +386,7 @@ void DiskBuffer::discard() {
             dropped_.add(s.batch->size());
         staged_events_ = 0;
         ready_.clear();
+        ready_events_ = 0;
     }
     staged_changed_.notify_all();
     readable_changed_.notify_all();

@@ -116,7 +116,8 @@ private:
     std::condition_variable staged_changed_;    // the writer waits for work; producers wait for room
     std::condition_variable readable_changed_;  // the node waits for synced records
     std::deque<Staged> staged_;
-    std::deque<Ready> ready_;  // under mutex_; bounded by max_ready
+    std::deque<Ready> ready_;  // under mutex_
+    std::size_t ready_events_ = 0;
     std::mutex spare_mutex_;
     std::vector<std::string> spare_records_;  // encoding buffers to reuse
     std::size_t staged_events_ = 0;

@@ -125,9 +125,10 @@ struct SegmentLog::Staged {
 };
 
 struct SegmentLog::MemoryRecord {
-    Record record;
+    Record record;  // the payload is empty unless memory_window_payloads
     std::uint64_t segment_first;
     std::uint64_t end_offset;
+    std::uint32_t size;  // of the payload
 };
 
 // Reads records from a segment file in large chunks. A record header is trusted only when its magic and its
@@ -239,7 +240,7 @@ SegmentLog::SegmentLog(FileLayer& files, SegmentLogOptions options) : files_(fil
 SegmentLog::~SegmentLog() {
     if (!opened_ || failed_) return;
     try {
-        persist_ledger(true);
+        persist_ledger(Persist::durable);
     } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; a crash loses no more
     }
 }
@@ -277,7 +278,7 @@ std::uint64_t SegmentLog::mark_released_locked(std::uint64_t first, std::uint64_
         it = released_.erase(it);
     }
     released_[start] = stop;
-    ledger_dirty_ = true;
+    ++ledger_changes_;
     return (end - first) - already;
 }
 
@@ -311,21 +312,24 @@ std::vector<fs::path> SegmentLog::take_deletable_locked() {
 }
 
 // Ledger v1: magic[8] | u32 version | u32 ranges | u64 next_seq | ranges x (u64 start, u64 end) | u32 crc32
-void SegmentLog::persist_ledger(bool force) {
+void SegmentLog::persist_ledger(Persist how) {
     std::unique_lock<std::mutex> writing(ledger_mutex_, std::defer_lock);
-    if (force) {
+    if (how != Persist::periodic) {
         writing.lock();
     } else if (!writing.try_lock()) {
         return;  // the other thread is writing it right now
     }
-    auto now = std::chrono::steady_clock::now();
+    const auto now = std::chrono::steady_clock::now();
+    // Synced at most every ledger_interval (and whenever asked): what a power cut may take back is bounded by
+    // that; in between, updates every ledger_every_records go to the page cache only, which a kill -9 keeps.
+    const bool durable = how == Persist::durable || now - ledger_synced_ >= options_.ledger_interval;
     std::string bytes;
+    std::uint64_t changes = 0;
     {
         std::lock_guard lock(mutex_);
-        if (!ledger_dirty_) return;
-        if (!force && now - ledger_written_ < options_.ledger_interval &&
-            released_since_ledger_ < options_.ledger_every_records)
-            return;
+        changes = ledger_changes_;
+        if (changes == (durable ? ledger_synced_changes_ : ledger_written_changes_)) return;
+        if (how == Persist::periodic && !durable && released_since_ledger_ < options_.ledger_every_records) return;
         released_since_ledger_ = 0;
         bytes.resize(24 + 16 * released_.size() + 4);
         std::memcpy(bytes.data(), format::ledger_magic, 8);
@@ -339,15 +343,27 @@ void SegmentLog::persist_ledger(bool force) {
             p += 16;
         }
         put32(p, checksum(bytes.data(), bytes.size() - 4));
-        ledger_dirty_ = false;
     }
-    try {
+    if (durable) {
         write_ledger(bytes);
-        ledger_written_ = now;
-    } catch (...) {
-        std::lock_guard lock(mutex_);
-        ledger_dirty_ = true;
-        throw;
+        ledger_synced_ = now;
+    } else {
+        write_recent_ledger(bytes);
+    }
+    std::lock_guard lock(mutex_);
+    ledger_written_changes_ = changes;
+    if (durable) ledger_synced_changes_ = changes;
+}
+
+void SegmentLog::write_recent_ledger(const std::string& bytes) {
+    // Rewritten in place, never synced and never renamed over the synced ledger: a crash can cut it short (its
+    // checksum then fails and open() drops it) but can never take the synced ledger with it.
+    const fs::path path = options_.dir / format::recent_ledger_file_name;
+    try {
+        auto file = files_.open(path, OpenMode::create_replace);
+        file->append(bytes);
+    } catch (const FileError& e) {
+        throw WriteFailed(e);
     }
 }
 
@@ -390,7 +406,7 @@ void SegmentLog::write_ledger(const std::string& bytes) {
 
 void SegmentLog::checkpoint() {
     check_usable();
-    persist_ledger(true);
+    persist_ledger(Persist::durable);
 }
 
 // ---- recovery -------------------------------------------------------------------------------------------
@@ -410,6 +426,40 @@ void SegmentLog::preserve(const fs::path& file, std::uint64_t offset, std::uint6
     }
 }
 
+bool SegmentLog::read_ledger(const fs::path& path, std::uint64_t& next, bool synced) {
+    auto file = files_.open(path, OpenMode::read);
+    std::string bytes(static_cast<std::size_t>(file->size()), '\0');
+    bytes.resize(file->read_at(0, bytes.data(), bytes.size()));
+    file.reset();
+    const bool ok = bytes.size() >= 28 && std::memcmp(bytes.data(), format::ledger_magic, 8) == 0;
+    const std::uint32_t version = ok ? get32(bytes.data() + 8) : 0;
+    const std::uint32_t count = ok ? get32(bytes.data() + 12) : 0;
+    const auto sums_up = [&](const std::string& b) {
+        return b.size() == 24 + 16 * static_cast<std::uint64_t>(count) + 4 &&
+               checksum(b.data(), b.size() - 4) == get32(b.data() + b.size() - 4);
+    };
+    bool crc_ok = ok && sums_up(bytes);
+    if (ok && version != format::version) {
+        // A damaged version field is told from a newer format by the checksum taken with version 1.
+        std::string as_v1 = bytes;
+        put32(as_v1.data() + 8, format::version);
+        if (sums_up(as_v1)) {
+            crc_ok = true;
+        } else if (synced) {
+            throw UnsupportedFormat(path, version);
+        } else {
+            // Never synced, so torn bytes could pose as any version: only a whole version 1 file counts. A
+            // newer hubflow's data is still refused, by its synced ledger and its segments.
+            return false;
+        }
+    }
+    if (!crc_ok) return false;
+    next = std::max(next, get64(bytes.data() + 16));
+    for (std::size_t i = 0; i < count; ++i)
+        mark_released_locked(get64(bytes.data() + 24 + 16 * i), get64(bytes.data() + 32 + 16 * i));
+    return true;
+}
+
 RecoveryReport SegmentLog::open() {
     if (opened_) throw std::logic_error("disk buffer " + options_.dir.string() + ": already open");
     RecoveryReport report;
@@ -417,44 +467,30 @@ RecoveryReport SegmentLog::open() {
     std::vector<std::string> names = files_.list(options_.dir);
     std::sort(names.begin(), names.end());
 
-    // The ledger: released ranges and the next sequence number when it was written.
+    // The ledger: released ranges and the next sequence number when it was written. Its recent update, when
+    // one is there, adds what was released since (both are true statements of releases, so their union is).
     std::uint64_t ledger_next = 0;
     const fs::path ledger_path = options_.dir / format::ledger_file_name;
-    if (std::find(names.begin(), names.end(), format::ledger_file_name) != names.end()) {
-        auto file = files_.open(ledger_path, OpenMode::read);
-        std::string bytes(static_cast<std::size_t>(file->size()), '\0');
-        bytes.resize(file->read_at(0, bytes.data(), bytes.size()));
-        file.reset();
-        bool ok = bytes.size() >= 28 && std::memcmp(bytes.data(), format::ledger_magic, 8) == 0;
-        std::uint32_t version = ok ? get32(bytes.data() + 8) : 0;
-        std::uint32_t count = ok ? get32(bytes.data() + 12) : 0;
-        bool crc_ok = ok && bytes.size() == 24 + 16 * static_cast<std::uint64_t>(count) + 4 &&
-                      checksum(bytes.data(), bytes.size() - 4) == get32(bytes.data() + bytes.size() - 4);
-        if (ok && version != format::version) {
-            // A damaged version field is told from a newer format by the checksum taken with version 1.
-            std::string as_v1 = bytes;
-            put32(as_v1.data() + 8, format::version);
-            bool flipped = as_v1.size() == 24 + 16 * static_cast<std::uint64_t>(count) + 4 &&
-                           checksum(as_v1.data(), as_v1.size() - 4) == get32(as_v1.data() + as_v1.size() - 4);
-            if (!flipped) throw UnsupportedFormat(ledger_path, version);
-            crc_ok = true;
-        }
-        if (crc_ok) {
-            ledger_next = get64(bytes.data() + 16);
-            for (std::size_t i = 0; i < count; ++i) {
-                std::uint64_t start = get64(bytes.data() + 24 + 16 * i);
-                std::uint64_t end = get64(bytes.data() + 32 + 16 * i);
-                mark_released_locked(start, end);
-            }
-        } else {
+    const fs::path recent_path = options_.dir / format::recent_ledger_file_name;
+    const auto present = [&](const char* name) { return std::find(names.begin(), names.end(), name) != names.end(); };
+    if (present(format::ledger_file_name)) {
+        if (!read_ledger(ledger_path, ledger_next, true)) {
             // Without it everything on disk is handed out again: duplicates, never loss.
             const fs::path aside = options_.dir / "ledger.damaged";
             files_.rename(ledger_path, aside);
-            report.problems.push_back({RecoveryReport::Problem::Kind::moved_aside, ledger_path, 0, bytes.size(), 0, 0,
-                                       0,
+            report.problems.push_back({RecoveryReport::Problem::Kind::moved_aside, ledger_path, 0, 0, 0, 0, 0,
                                        "ledger fails its checksum; moved to " + aside.string() +
                                            "; records it released will be handed out again"});
         }
+    }
+    bool recent = present(format::recent_ledger_file_name);
+    if (recent && !read_ledger(recent_path, ledger_next, false)) {
+        // Never synced, so a crash may leave it cut short: only its releases repeat (duplicates, never loss).
+        files_.remove(recent_path);
+        report.problems.push_back({RecoveryReport::Problem::Kind::removed, recent_path, 0, 0, 0, 0, 0,
+                                   "an update of the ledger cut short by a crash; the releases it held since the "
+                                   "last synced ledger will be handed out again"});
+        recent = false;
     }
 
     struct Found {
@@ -470,8 +506,8 @@ RecoveryReport SegmentLog::open() {
     for (const auto& name : names) {
         std::uint64_t id = 0;
         const fs::path path = options_.dir / name;
-        if (name == format::ledger_file_name || name == "ledger.damaged" || name == format::set_aside_dir_name ||
-            ends_with(name, ".damaged"))
+        if (name == format::ledger_file_name || name == format::recent_ledger_file_name ||
+            name == format::set_aside_dir_name || ends_with(name, ".damaged"))
             continue;
         if (name == "ledger.tmp") {
             files_.remove(path);  // a ledger write that did not finish; the previous ledger stands
@@ -701,14 +737,17 @@ RecoveryReport SegmentLog::open() {
     set_aside_ = report.records_set_aside;
     opened_ = true;
     // Written even when unchanged: this is also where an unwritable directory shows.
-    ledger_dirty_ = true;
+    ++ledger_changes_;
+    bool merged = false;
     try {
-        persist_ledger(true);
+        persist_ledger(Persist::durable);
+        merged = true;
     } catch (const WriteFailed& e) {
         // A full disk must not keep the buffer from starting (and draining, which frees it); anything else
         // (a read-only or inaccessible directory) is an unusable directory.
         if (e.error() != ENOSPC && e.error() != EDQUOT) throw;
     }
+    if (merged && recent) files_.remove(recent_path);  // now in the synced ledger
     for (const auto& path : deletable)
         files_.remove(path);
     return report;
@@ -826,7 +865,7 @@ void SegmentLog::sync() {
     check_usable();
     if (staged_.empty()) {
         try {
-            persist_ledger(false);
+            persist_ledger(Persist::periodic);
         } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch): kept dirty; checkpoint() reports it
         }
         return;
@@ -900,9 +939,12 @@ void SegmentLog::sync() {
                     seg.times.emplace_back(rec.seq, rec.ms);
                 if (!overflow_) {
                     if (memory_bytes_ + rec.size <= options_.memory_window_bytes) {
-                        memory_.push_back({{rec.seq, std::string(st.bytes.data() + rec.offset, rec.size)},
+                        memory_.push_back({{rec.seq, options_.memory_window_payloads
+                                                         ? std::string(st.bytes.data() + rec.offset, rec.size)
+                                                         : std::string()},
                                            seg.first_seq,
-                                           st.size_before + rec.offset + rec.size});
+                                           st.size_before + rec.offset + rec.size,
+                                           rec.size});
                         memory_bytes_ += rec.size;
                     } else {
                         overflow_ = true;
@@ -916,7 +958,7 @@ void SegmentLog::sync() {
         segment_bytes_on_disk_ += bytes;
         // The ledger also records how far the log was synced (at most every ledger_interval), which lets
         // recovery tell damage in the newest records from a torn write.
-        ledger_dirty_ = true;
+        ++ledger_changes_;
     }
     // A new segment's file stays open for the appends that follow.
     if (staged_.back().create) active_file_ = std::move(staged_.back().file);
@@ -926,7 +968,7 @@ void SegmentLog::sync() {
     staged_bytes_ = 0;
     staged_records_ = 0;
     try {
-        persist_ledger(false);
+        persist_ledger(Persist::periodic);
     } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch): kept dirty; checkpoint() reports it
     }
 }
@@ -936,6 +978,17 @@ void SegmentLog::sync() {
 std::size_t SegmentLog::next(std::vector<Record>& out, std::size_t max_records) {
     check_usable();
     std::size_t n = 0;
+    if (!options_.memory_window_payloads) {
+        // Positions only: read from the files (the page cache, as a rule), then forget what was read.
+        n = read_from_files(out, max_records);
+        std::lock_guard lock(mutex_);
+        while (!memory_.empty() && memory_.front().record.seq < handed_end_) {
+            memory_bytes_ -= memory_.front().size;
+            memory_.pop_front();
+        }
+        if (memory_.empty() && handed_end_ >= synced_end_) overflow_ = false;
+        return n;
+    }
     {
         std::lock_guard lock(mutex_);
         while (n < max_records && !memory_.empty()) {
@@ -943,7 +996,7 @@ std::size_t SegmentLog::next(std::vector<Record>& out, std::size_t max_records) 
             read_segment_first_ = m.segment_first;
             read_offset_ = m.end_offset;
             handed_end_ = m.record.seq + 1;
-            memory_bytes_ -= m.record.payload.size();
+            memory_bytes_ -= m.size;
             out.push_back(std::move(m.record));
             memory_.pop_front();
             ++n;
@@ -965,7 +1018,7 @@ SegmentLog::Take SegmentLog::take_front(std::uint64_t first_seq, std::uint64_t c
         read_segment_first_ = m.segment_first;
         read_offset_ = m.end_offset;
         handed_end_ = m.record.seq + 1;
-        memory_bytes_ -= m.record.payload.size();
+        memory_bytes_ -= m.size;
         memory_.pop_front();
     }
     return Take::taken;
@@ -1089,10 +1142,11 @@ void SegmentLog::release(std::uint64_t first_seq, std::uint64_t count) {
         deletable = take_deletable_locked();
     }
     if (!deletable.empty()) {
-        // The ledger first: a segment is deleted only once its release is durable, so its records can never
-        // reappear after a crash, whichever of the two reaches the disk first (once per segment, so cheap).
+        // The synced ledger first: a segment is deleted only once its release is durable, so its records can
+        // never reappear after a crash, and its seqs are never taken for damage next to the gap it leaves
+        // (once per segment, so cheap).
         try {
-            persist_ledger(true);
+            persist_ledger(Persist::durable);
         } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch)
             // A full disk: deleting is what frees it, and is safe in either order (README.md).
         }
@@ -1106,7 +1160,7 @@ void SegmentLog::release(std::uint64_t first_seq, std::uint64_t count) {
         }
     }
     try {
-        persist_ledger(false);
+        persist_ledger(Persist::periodic);
     } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch): kept dirty; checkpoint() reports it
     }
 }

@@ -41,6 +41,7 @@ inline constexpr std::size_t record_header_size = 32;
 inline constexpr std::uint32_t max_payload = 1U << 30;
 std::string segment_file_name(std::uint64_t id);  // seg-<16 hex digits>.hfb
 inline constexpr const char* ledger_file_name = "ledger";
+inline constexpr const char* recent_ledger_file_name = "ledger.recent";
 inline constexpr const char* set_aside_dir_name = "set-aside";
 }  // namespace format
 
@@ -49,12 +50,16 @@ struct SegmentLogOptions {
     std::uint64_t max_bytes = 256 << 20;          // bytes on disk (segments) before append() says full
     std::uint64_t segment_bytes = 32 << 20;       // a new segment starts once the current one is past this
     std::uint64_t memory_window_bytes = 8 << 20;  // payloads of this run served from memory up to this
-    std::size_t read_chunk_bytes = 1 << 20;       // reads of segment files (backlog, consumer far behind)
-    // Releases are persisted at most this often by sync()/release() (and always by checkpoint() and the
-    // destructor); releases not yet persisted are the duplicate window after a crash.
+    // false: the window keeps only where each record is, for take_front() by a caller that keeps the payloads
+    // itself; next() then reads the files (the page cache) and nothing is copied or allocated per record.
+    bool memory_window_payloads = true;
+    std::size_t read_chunk_bytes = 1 << 20;  // reads of segment files (backlog, consumer far behind)
+    // Releases are persisted (written and synced) at most this often by sync()/release() (and always by
+    // checkpoint() and the destructor); releases not yet synced are the duplicate window after a power cut.
     std::chrono::milliseconds ledger_interval{1000};
-    // ... or as soon as this many records were released since the last write, so that a run of short lives
-    // (a crash loop faster than ledger_interval) cannot grow the window: each run persists its releases.
+    // In between, once this many records were released since the last write, they are written to the page
+    // cache without a sync (ledger.recent), which a kill -9 keeps: the window after a crash of the process
+    // stays this small, and a crash loop faster than ledger_interval cannot grow it from run to run.
     std::uint64_t ledger_every_records = 4096;
     std::uint64_t max_segment_ids = std::uint64_t{1} << 32;  // segment file ids wrap around modulo this
 };
@@ -177,8 +182,16 @@ private:
     class Scanner;
 
     void check_usable() const;
-    void persist_ledger(bool force);
-    void write_ledger(const std::string& bytes);
+    enum class Persist {
+        periodic,  // when ledger_interval or ledger_every_records says so; skipped if the other thread writes
+        durable    // now, and synced
+    };
+    void persist_ledger(Persist how);
+    void write_ledger(const std::string& bytes);         // ledger.tmp, fdatasync, rename, directory fsync
+    void write_recent_ledger(const std::string& bytes);  // ledger.recent, no sync
+    // Merges a ledger file into the release state; false when it fails its checksum. Throws UnsupportedFormat
+    // for a newer version of a synced ledger (an unsynced one may be torn anywhere, so it is only dropped).
+    bool read_ledger(const std::filesystem::path& path, std::uint64_t& next, bool synced);
     void preserve(const std::filesystem::path& file, std::uint64_t offset, std::uint64_t length);
     std::uint64_t mark_released_locked(std::uint64_t first, std::uint64_t end);
     bool released_locked(std::uint64_t seq) const;
@@ -199,11 +212,13 @@ private:
     std::deque<Segment> segments_;  // by first_seq; only what is synced
     std::set<std::uint64_t> ids_in_use_;
     std::map<std::uint64_t, std::uint64_t> released_;  // [start, end) ranges of released sequence numbers
-    bool ledger_dirty_ = false;
-    std::uint64_t released_since_ledger_ = 0;  // records released since the ledger was last written
-    std::uint64_t synced_end_ = 0;             // every seq below this is synced (or was recovered)
-    std::uint64_t handed_end_ = 0;             // every seq below this was handed out (or skipped)
-    std::uint64_t live_records_ = 0;           // synced, not released
+    std::uint64_t ledger_changes_ = 0;                 // counts changes of the release state
+    std::uint64_t ledger_written_changes_ = 0;         // ... as of the last ledger write
+    std::uint64_t ledger_synced_changes_ = 0;          // ... as of the last synced ledger write
+    std::uint64_t released_since_ledger_ = 0;          // records released since the ledger was last written
+    std::uint64_t synced_end_ = 0;                     // every seq below this is synced (or was recovered)
+    std::uint64_t handed_end_ = 0;                     // every seq below this was handed out (or skipped)
+    std::uint64_t live_records_ = 0;                   // synced, not released
     std::uint64_t set_aside_ = 0;
     std::deque<MemoryRecord> memory_;  // synced records of this run not handed out yet, while they fit
     std::uint64_t memory_bytes_ = 0;
@@ -234,7 +249,7 @@ private:
 
     // Ledger writes (either thread), under ledger_mutex_; never held with mutex_ during I/O.
     std::mutex ledger_mutex_;
-    std::chrono::steady_clock::time_point ledger_written_{};
+    std::chrono::steady_clock::time_point ledger_synced_{};
 };
 
 }  // namespace hubflow::core::buffer

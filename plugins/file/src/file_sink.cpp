@@ -458,7 +458,8 @@ std::chrono::milliseconds FileSink::tick_interval() const {
 }
 
 void FileSink::flush() {
-    sync_and_settle();
+    // `never` means the kernel decides, at the end of input too: everything written is settled already.
+    if (fsync_ != FsyncPolicy::never) sync_and_settle();
 }
 
 void FileSink::sync_and_settle() {

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <optional>
 #include <random>
@@ -43,10 +44,15 @@ public:
         options_.max_bytes = options_.segment_bytes * pick(3, 12);
         options_.max_segment_ids = pick(2, 9);
         options_.memory_window_bytes = pick(0, 400);
+        options_.memory_window_payloads = pick(0, 1) == 0;
         options_.read_chunk_bytes = pick(1, 3) * 4096;
         options_.ledger_interval = std::chrono::milliseconds(pick(0, 1) == 0 ? 0 : 3600 * 1000);
+        // Unsynced ledger updates (ledger.recent) every few releases, or (practically) never.
+        options_.ledger_every_records = pick(0, 1) == 0 ? pick(1, 8) : 4096;
         trace_ << "seed " << seed << " segment_bytes " << options_.segment_bytes << " max_bytes " << options_.max_bytes
-               << " ids " << options_.max_segment_ids << " window " << options_.memory_window_bytes << "\n";
+               << " ids " << options_.max_segment_ids << " window " << options_.memory_window_bytes
+               << (options_.memory_window_payloads ? "" : " (positions)") << " ledger "
+               << options_.ledger_interval.count() << " ms / " << options_.ledger_every_records << " records\n";
     }
 
     void run(int steps) {
@@ -80,6 +86,7 @@ public:
     std::uint64_t flips_done = 0;
     std::uint64_t set_aside_seen = 0;
     std::uint64_t records_appended = 0;
+    std::uint64_t records_taken = 0;  // handed out by take_front
 
 private:
     std::uint64_t pick(std::uint64_t lo, std::uint64_t hi) {
@@ -94,8 +101,10 @@ private:
             append(pick(1, 6));
         } else if (dice < 45) {
             sync();
-        } else if (dice < 62) {
+        } else if (dice < 56) {
             next(pick(1, 8));
+        } else if (dice < 62) {
+            take(pick(1, 6));
         } else if (dice < 77) {
             release();
         } else if (dice < 80) {
@@ -162,6 +171,7 @@ private:
             for (const auto& id : staged_) {
                 entries_[id].state = Entry::State::synced;
                 entries_[id].acked = true;
+                synced_this_run_.push_back(id);
             }
             note("sync ok");
         } catch (const WriteFailed& e) {
@@ -181,6 +191,31 @@ private:
         log_->next(out, max);
         for (auto& r : out)
             check_handed_out(r);
+    }
+
+    // Like a disk buffer handing on the batch it has just synced (it still holds the payloads).
+    void take(std::uint64_t count) {
+        while (!synced_this_run_.empty() && handed_.count(synced_this_run_.front()) != 0)
+            synced_this_run_.pop_front();
+        if (synced_this_run_.empty()) return;
+        count = std::min<std::uint64_t>(count, synced_this_run_.size());
+        const std::uint64_t first = entries_[synced_this_run_.front()].seq;
+        for (std::uint64_t i = 1; i < count; ++i)
+            if (entries_[synced_this_run_[i]].seq != first + i) count = i;  // a run of consecutive seqs
+        const auto result = log_->take_front(first, count);
+        note("take " + std::to_string(first) + "+" + std::to_string(count) + ": " +
+             (result == SegmentLog::Take::taken    ? "taken"
+              : result == SegmentLog::Take::passed ? "passed"
+                                                   : "not yet"));
+        if (result != SegmentLog::Take::taken) return;
+        for (const auto& [id, e] : entries_)
+            ASSERT_FALSE(e.state == Entry::State::synced && e.seq < first && handed_.count(id) == 0)
+                << id << " seq " << e.seq << " is owed and was passed over by take_front" << context();
+        for (std::uint64_t i = 0; i < count; ++i) {
+            const Entry& e = entries_[synced_this_run_[i]];
+            check_handed_out(Record{e.seq, e.payload});
+        }
+        records_taken += count;
     }
 
     void check_handed_out(const Record& r) {
@@ -325,6 +360,7 @@ private:
             ASSERT_LT(attempt, 50) << "open() keeps crashing" << context();
             ++run_;
             handed_.clear();
+            synced_this_run_.clear();
             handed_seqs_.clear();
             last_seq_.reset();
             log_ = std::make_unique<SegmentLog>(files_, options_);
@@ -387,6 +423,7 @@ private:
     std::map<std::string, Entry> entries_;
     std::vector<std::string> staged_;
     std::set<std::string> handed_;
+    std::deque<std::string> synced_this_run_;           // in seq order; take() hands out from its front
     std::map<std::uint64_t, std::string> handed_seqs_;  // handed out in this run, not released
     std::optional<std::uint64_t> last_seq_;
     std::uint64_t next_id_ = 0;
@@ -405,16 +442,20 @@ std::uint64_t scale() {
 TEST(SegmentLogModel, RandomSchedulesWithCrashesAndTornWrites) {
     std::uint64_t crashes = 0;
     std::uint64_t appended = 0;
+    std::uint64_t taken = 0;
     const std::uint64_t schedules = 2000 * scale();
     for (std::uint64_t seed = 1; seed <= schedules && !HasFailure(); ++seed) {
         Schedule schedule(seed, false);
         schedule.run(250);
         crashes += schedule.crashes;
         appended += schedule.records_appended;
+        taken += schedule.records_taken;
     }
-    std::printf("%llu schedules, %llu records, %llu power cuts\n", static_cast<unsigned long long>(schedules),
-                static_cast<unsigned long long>(appended), static_cast<unsigned long long>(crashes));
+    std::printf("%llu schedules, %llu records (%llu handed out by take_front), %llu power cuts\n",
+                static_cast<unsigned long long>(schedules), static_cast<unsigned long long>(appended),
+                static_cast<unsigned long long>(taken), static_cast<unsigned long long>(crashes));
     EXPECT_GT(crashes, 2000U);
+    EXPECT_GT(taken, 1000U);
 }
 
 TEST(SegmentLogModel, RandomSchedulesWithBitFlips) {

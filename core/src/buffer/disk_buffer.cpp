@@ -47,8 +47,13 @@ void DiskBuffer::close() {
         discarding_ = true;
     }
     staged_changed_.notify_all();
+    synced_changed_.notify_all();
     readable_changed_.notify_all();
     if (writer_.joinable()) writer_.join();
+    if (syncer_.joinable()) syncer_.join();
+    for (auto& s : written_)
+        lose(s.ticket);
+    written_.clear();
     for (auto& s : staged_)
         lose(s.ticket);
     staged_.clear();
@@ -85,6 +90,7 @@ void DiskBuffer::open() {
                   report.segments, " segments); they go before new events");
     update_gauges();
     writer_ = std::thread([this] { write_loop(); });
+    syncer_ = std::thread([this] { sync_loop(); });
 }
 
 NodeInput::Push DiskBuffer::push(SharedBatch batch, Ticket* ticket) {
@@ -138,7 +144,9 @@ void DiskBuffer::write_loop() {
     std::unique_lock lock(mutex_);
     auto last_commit = std::chrono::steady_clock::now();
     for (;;) {
-        staged_changed_.wait(lock, [&] { return discarding_ || failed_ || !staged_.empty(); });
+        // One group written and not yet taken by the syncer is enough to keep it busy; the next waits with the
+        // producers, where it can still grow.
+        staged_changed_.wait(lock, [&] { return discarding_ || failed_ || (!staged_.empty() && written_.empty()); });
         if (discarding_ || failed_) return;
         if (options_.fsync_interval.count() > 0) {
             // Gather for the rest of the interval: one sync for everything staged meanwhile.
@@ -148,75 +156,122 @@ void DiskBuffer::write_loop() {
         }
         std::deque<Staged> group;
         group.swap(staged_);
-        // Producers may stage the next group while this one is written and synced: the two overlap, so the
-        // pipeline is not held for every fsync. At most two groups are in memory at once.
+        // Producers may stage the next group while this one is written and the one before is synced.
         std::size_t group_events = 0;
         for (const auto& s : group)
             group_events += s.batch->size();
         staged_events_ -= group_events;
-        writer_idle_ = false;
+        writing_ = true;
         lock.unlock();
         staged_changed_.notify_all();
 
-        std::size_t committed = 0;
+        std::size_t written = 0;
         try {
-            committed = commit(group);
-        } catch (const buffer::SyncFailed& e) {
+            written = write_group(group);
+        } catch (const std::exception& e) {
+            // SyncFailed (cutting back a failed write failed), LogFailed (the syncer's fdatasync failed
+            // meanwhile) or a log full past its headroom: the node cannot go on.
             lock.lock();
-            failed_ = true;
-            writer_idle_ = true;
-            for (auto& s : group)
-                lose(s.ticket);
-            for (auto& s : staged_)
-                lose(s.ticket);
-            staged_.clear();
-            staged_events_ = 0;
+            writing_ = false;
             lock.unlock();
-            staged_changed_.notify_all();
-            readable_changed_.notify_all();
-            fail_node(std::string(e.what()) +
-                      "; its staged events are lost (upstream was told), what was synced "
-                      "stays on disk for the next start");
+            fail_writes(group, e.what());
             return;
         }
         last_commit = std::chrono::steady_clock::now();
-        std::size_t committed_events = 0;
-        for (std::size_t i = 0; i < committed; ++i)
-            committed_events += group[i].batch->size();
-        update_gauges();
+        std::size_t written_events = 0;
+        for (std::size_t i = 0; i < written; ++i)
+            written_events += group[i].batch->size();
 
+        lock.lock();
+        writing_ = false;
+        for (std::size_t i = 0; i < written; ++i)
+            written_.push_back(std::move(group[i]));
+        staged_events_ += group_events - written_events;  // what goes back to be tried again
+        // What could not be written goes back in front of what arrived meanwhile, in order.
+        for (std::size_t i = group.size(); i > written; --i)
+            staged_.push_front(std::move(group[i - 1]));
+        lock.unlock();
+        synced_changed_.notify_all();
+        staged_changed_.notify_all();
+        lock.lock();
+        if (written < group.size())
+            staged_changed_.wait_for(lock, options_.retry_interval, [&] { return discarding_ || failed_; });
+    }
+}
+
+void DiskBuffer::sync_loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        synced_changed_.wait(lock, [&] { return discarding_ || failed_ || !written_.empty(); });
+        // Written groups are still synced when the buffer closes: the node's successor gets their records.
+        if (failed_ || (written_.empty() && discarding_)) return;
+        std::deque<Staged> group;
+        group.swap(written_);
+        syncing_ = true;
+        lock.unlock();
+        staged_changed_.notify_all();  // the writer may write the next group while this one is synced
+
+        try {
+            log_store_->sync_written();
+        } catch (const std::exception& e) {
+            lock.lock();
+            syncing_ = false;
+            lock.unlock();
+            fail_writes(group, e.what());
+            return;
+        }
+        update_gauges();
+        for (auto& s : group)
+            done(s.ticket);  // synced: the buffer answers for these events now
         {
             std::lock_guard spare(spare_mutex_);
-            for (std::size_t i = 0; i < committed && spare_records_.size() < max_spare_buffers; ++i) {
-                group[i].records.clear();
-                spare_records_.push_back(std::move(group[i].records));
+            for (auto& s : group) {
+                if (spare_records_.size() >= max_spare_buffers) break;
+                s.records.clear();
+                spare_records_.push_back(std::move(s.records));
             }
         }
         lock.lock();
-        for (std::size_t i = 0; i < committed; ++i) {
-            ready_events_ += group[i].batch->size();
-            ready_.push_back({std::move(group[i].batch), group[i].first_seq});
+        syncing_ = false;
+        for (auto& s : group) {
+            ready_events_ += s.batch->size();
+            ready_.push_back({std::move(s.batch), s.first_seq});
         }
         while (ready_events_ > options_.max_staged_events * ready_events_per_staged) {
             ready_events_ -= ready_.front().batch->size();  // far behind: that one is read from the log
             ready_.pop_front();
         }
-        staged_events_ += group_events - committed_events;  // what goes back to be tried again
-        writer_idle_ = committed == group.size() && staged_.empty();
-        // What could not be written goes back in front of what arrived meanwhile, in order.
-        for (std::size_t i = group.size(); i > committed; --i)
-            staged_.push_front(std::move(group[i - 1]));
         ++sync_generation_;
         lock.unlock();
         staged_changed_.notify_all();
         readable_changed_.notify_all();
         lock.lock();
-        if (committed < group.size())
-            staged_changed_.wait_for(lock, options_.retry_interval, [&] { return discarding_ || failed_; });
     }
 }
 
-std::size_t DiskBuffer::commit(std::deque<Staged>& group) {
+void DiskBuffer::fail_writes(std::deque<Staged>& group, const std::string& what) {
+    std::unique_lock lock(mutex_);
+    const bool first = !failed_;  // the writer and the syncer may both find the log failed
+    failed_ = true;
+    for (auto& s : group)
+        lose(s.ticket);
+    for (auto& s : written_)
+        lose(s.ticket);
+    written_.clear();
+    for (auto& s : staged_)
+        lose(s.ticket);
+    staged_.clear();
+    staged_events_ = 0;
+    lock.unlock();
+    staged_changed_.notify_all();
+    synced_changed_.notify_all();
+    readable_changed_.notify_all();
+    if (first)
+        fail_node(what + "; its staged events are lost (upstream was told), what was synced stays on disk for the "
+                         "next start");
+}
+
+std::size_t DiskBuffer::write_group(std::deque<Staged>& group) {
     std::size_t admitted = 0;
     try {
         for (; admitted < group.size(); ++admitted) {
@@ -235,15 +290,13 @@ std::size_t DiskBuffer::commit(std::deque<Staged>& group) {
             }
         }
         if (admitted == 0) return 0;
-        log_store_->sync();
+        log_store_->write();
     } catch (const buffer::WriteFailed& e) {
         write_failures_.add();
         log_.error(e.what(), "; intake stops until a retry in ", options_.retry_interval.count(),
                    " ms succeeds (upstream is held back, nothing accepted is lost)");
-        return 0;  // the log has cut back everything since the last sync: the whole group is tried again
+        return 0;  // the log has cut back everything since the last write: the whole group is tried again
     }
-    for (std::size_t i = 0; i < admitted; ++i)
-        done(group[i].ticket);  // synced: the buffer answers for these events now
     return admitted;
 }
 
@@ -322,7 +375,7 @@ NodeInput::Pop DiskBuffer::pop(SharedBatch& out, Ticket*& ticket, std::chrono::s
             return Pop::batch;
         }
         std::unique_lock lock(mutex_);
-        const bool upstream_done = producers_ == 0 && staged_.empty() && writer_idle_;
+        const bool upstream_done = producers_ == 0 && staged_.empty() && writers_idle();
         // Once upstream is done nothing new arrives: a backlog left then waits on disk when the host is
         // stopping, and is read to its end when the input simply ran out.
         if (upstream_done && (stopping_.load() || generation == sync_generation_)) {
@@ -333,7 +386,7 @@ NodeInput::Pop DiskBuffer::pop(SharedBatch& out, Ticket*& ticket, std::chrono::s
         }
         if (!readable_changed_.wait_until(lock, deadline, [&] {
                 return sync_generation_ != generation || discarding_ || failed_ ||
-                       (producers_ == 0 && staged_.empty() && writer_idle_);
+                       (producers_ == 0 && staged_.empty() && writers_idle());
             })) {
             lock.unlock();
             std::lock_guard reader(reader_mutex_);
@@ -409,6 +462,10 @@ void DiskBuffer::update_gauges() {
             ? std::chrono::milliseconds(0)
             : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() - stats.oldest);
     oldest_age_gauge_.set(age.count());
+}
+
+bool DiskBuffer::writers_idle() const {
+    return !writing_ && !syncing_ && written_.empty();
 }
 
 void DiskBuffer::fail_node(const std::string& reason) {

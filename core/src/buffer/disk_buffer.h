@@ -9,10 +9,11 @@
 // released. So on restart the node gets, before anything new, every event that was accepted and not yet
 // delivered (and, at-least-once, those delivered since the last persisted release: the duplicate window).
 //
-// Threads: producers call push() (it stages and may block while the buffer is full); one writer thread of
-// the buffer's own appends what is staged and syncs it as one commit group (`fsync: batch`: as soon as there is
-// something; `interval`: at most every fsync_interval_ms, so fewer, larger syncs at the cost of latency; the
-// upstream acknowledgement always waits for the sync, so neither mode has a loss window); the node's thread
+// Threads: producers call push() (it encodes and stages, and may block while the buffer is full); a writer
+// thread of the buffer's own appends what is staged and writes it as one commit group (`fsync: batch`: as soon
+// as there is something; `interval`: at most every fsync_interval_ms, so fewer, larger syncs at the cost of
+// latency) and a syncer thread fdatasyncs it, so one group is written while the one before is synced; the
+// upstream acknowledgement always waits for the sync, so neither mode has a loss window; the node's thread
 // pops; tickets end on any thread.
 //
 // Faults: a write that fails (ENOSPC, EIO, a read-only directory) stops intake with an error naming the file
@@ -90,9 +91,13 @@ private:
     };
     void batch_ended(std::uint64_t number, BatchOutcome outcome) override;
     void write_loop();
-    // Appends the batches of `group` that fit and syncs them; returns how many (the rest is tried again later:
-    // the buffer is full, or the write failed). Throws SyncFailed.
-    std::size_t commit(std::deque<Staged>& group);
+    void sync_loop();
+    // Appends the batches of `group` that fit and writes them (not synced); returns how many (the rest is
+    // tried again later: the buffer is full, or the write failed). Throws SyncFailed, LogFailed.
+    std::size_t write_group(std::deque<Staged>& group);
+    // The log failed: every batch not synced is lost (upstream is told) and the node fails.
+    void fail_writes(std::deque<Staged>& group, const std::string& what);
+    bool writers_idle() const;  // under mutex_: nothing staged is being written or synced
     void update_gauges();
     void fail_node(const std::string& reason);
 
@@ -114,8 +119,10 @@ private:
 
     mutable std::mutex mutex_;
     std::condition_variable staged_changed_;    // the writer waits for work; producers wait for room
+    std::condition_variable synced_changed_;    // the syncer waits for written groups
     std::condition_variable readable_changed_;  // the node waits for synced records
     std::deque<Staged> staged_;
+    std::deque<Staged> written_;  // written by the writer, waiting for the syncer
     std::deque<Ready> ready_;  // under mutex_
     std::size_t ready_events_ = 0;
     std::mutex spare_mutex_;
@@ -124,9 +131,11 @@ private:
     int producers_ = 0;
     bool discarding_ = false;
     bool failed_ = false;
-    bool writer_idle_ = true;            // nothing staged is being written right now
+    bool writing_ = false;  // the writer holds a group
+    bool syncing_ = false;  // the syncer holds a group
     std::uint64_t sync_generation_ = 0;  // counts commits, so the node's thread cannot miss one
     std::thread writer_;
+    std::thread syncer_;
 
     // Reader side: the node's thread pops, tickets end anywhere.
     std::mutex reader_mutex_;

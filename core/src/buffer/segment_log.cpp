@@ -121,7 +121,7 @@ struct SegmentLog::Staged {
     std::uint64_t size_before = 0;
     std::string bytes;
     std::vector<Rec> records;
-    std::unique_ptr<File> file;
+    std::shared_ptr<File> file;  // set by write(); shared with the appends that follow into the same file
 };
 
 struct SegmentLog::MemoryRecord {
@@ -784,16 +784,18 @@ SegmentLog::Append SegmentLog::append(std::string_view payload, std::uint64_t& s
         active_first_ = next_seq_;
         active_size_ = format::segment_header_size;
         have_active_ = true;
-        staged_bytes_.store(staged_bytes_.load(std::memory_order_relaxed) + format::segment_header_size,
-                            std::memory_order_relaxed);
+        staged_bytes_.fetch_add(format::segment_header_size, std::memory_order_relaxed);
     } else if (staged_.empty()) {
         Staged st;
         st.id = active_id_;
         st.first_seq = active_first_;
         st.size_before = active_size_;
-        st.bytes = std::move(spare_bytes_);
+        {
+            std::lock_guard lock(written_mutex_);
+            st.bytes = std::move(spare_bytes_);
+            st.records = std::move(spare_records_);
+        }
         st.bytes.clear();
-        st.records = std::move(spare_records_);
         st.records.clear();
         staged_.push_back(std::move(st));
     }
@@ -811,21 +813,21 @@ SegmentLog::Append SegmentLog::append(std::string_view payload, std::uint64_t& s
     st.records.push_back({seq, st.bytes.size(), static_cast<std::uint32_t>(payload.size()), ms});
     st.bytes.append(payload);
     active_size_ += record_size;
-    // Only this thread writes these (stats() reads them): a plain store, no locked read-modify-write.
-    staged_bytes_.store(staged_bytes_.load(std::memory_order_relaxed) + record_size, std::memory_order_relaxed);
-    const std::uint64_t staged = staged_records_.load(std::memory_order_relaxed);
-    if (staged == 0) oldest_staged_ms_.store(ms, std::memory_order_relaxed);
-    staged_records_.store(staged + 1, std::memory_order_relaxed);
+    // sync_written() takes these down from another thread.
+    staged_bytes_.fetch_add(record_size, std::memory_order_relaxed);
+    if (staged_records_.fetch_add(1, std::memory_order_relaxed) == 0) oldest_staged_ms_.store(ms, std::memory_order_relaxed);
     seq_out = seq;
     return Append::ok;
 }
 
 void SegmentLog::rollback_staged() {
-    // Cut every file back to what was synced, so a retried append cannot land behind a half-written record.
+    // Cut every file back to what was written before, so a retried append cannot land behind a half-written
+    // record (what earlier write() calls put there waits for sync_written()).
     try {
         bool removed = false;
         for (auto& st : staged_) {
             if (st.create) {
+                if (active_file_ == st.file) active_file_.reset();
                 st.file.reset();
                 for (const auto& path : {temp_path_of(st.id), path_of(st.id)}) {
                     try {
@@ -835,9 +837,9 @@ void SegmentLog::rollback_staged() {
                         if (e.error() != ENOENT) throw;
                     }
                 }
-            } else if (active_file_) {
-                active_file_->truncate(st.size_before);
-                active_file_->sync();
+            } else if (st.file) {
+                st.file->truncate(st.size_before);
+                st.file->sync();
             }
         }
         // Durably gone before their seqs are given out again: a half-written file coming back after a crash
@@ -852,74 +854,93 @@ void SegmentLog::rollback_staged() {
         for (const auto& st : staged_)
             if (st.create) ids_in_use_.erase(st.id);
     }
-    for (const auto& st : staged_)
+    std::uint64_t bytes = 0;
+    std::uint64_t records = 0;
+    for (const auto& st : staged_) {
         if (!st.records.empty()) next_seq_ = std::min(next_seq_, st.records.front().seq);
+        bytes += st.bytes.size();
+        records += st.records.size();
+    }
     staged_.clear();
-    staged_bytes_ = 0;
-    staged_records_ = 0;
+    staged_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    staged_records_.fetch_sub(records, std::memory_order_relaxed);
     active_file_.reset();
     have_active_ = false;  // the next append starts a new segment
 }
 
 void SegmentLog::sync() {
+    write();
+    sync_written();
+}
+
+void SegmentLog::write() {
     check_usable();
-    if (staged_.empty()) {
+    if (staged_.empty()) return;
+    try {
+        for (auto& st : staged_) {
+            if (st.create) {
+                // Written under a temporary name and renamed once synced: a file named like a segment always
+                // has a whole, durable header, so a header cut short by a crash can never pass for one of a
+                // newer format version. Appends that follow go to it at once, before it is synced and renamed.
+                st.file = files_.open(temp_path_of(st.id), OpenMode::create_new);
+                active_file_ = st.file;
+            } else {
+                if (!active_file_) active_file_ = files_.open(path_of(st.id), OpenMode::read_write);
+                st.file = active_file_;
+            }
+            st.file->append(st.bytes);
+        }
+    } catch (const FileError& e) {
+        rollback_staged();
+        throw WriteFailed(e);
+    }
+    std::lock_guard lock(written_mutex_);
+    for (auto& st : staged_)
+        written_.push_back(std::move(st));
+    staged_.clear();
+}
+
+void SegmentLog::sync_written() {
+    check_usable();
+    std::vector<Staged> batch;
+    {
+        std::lock_guard lock(written_mutex_);
+        batch.swap(written_);
+    }
+    if (batch.empty()) {
         try {
             persist_ledger(Persist::periodic);
         } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch): kept dirty; checkpoint() reports it
         }
         return;
     }
-    bool created = false;
-    std::vector<File*> touched;
+    // Everything written, whichever thread wrote it, is in the files: fdatasync once per file, in order.
+    // A failed rename is treated like a failed sync: the records are synced under a name recovery removes,
+    // so the log must be reopened rather than go on with a segment it cannot name.
     try {
-        for (auto& st : staged_) {
-            File* file = nullptr;
-            if (st.create) {
-                // Written under a temporary name and renamed once synced: a file named like a segment always
-                // has a whole, durable header, so a header cut short by a crash can never pass for one of a
-                // newer format version.
-                st.file = files_.open(temp_path_of(st.id), OpenMode::create_new);
-                file = st.file.get();
-                created = true;
-            } else {
-                if (!active_file_) active_file_ = files_.open(path_of(st.id), OpenMode::read_write);
-                file = active_file_.get();
-            }
-            file->append(st.bytes);
-            touched.push_back(file);
+        const File* last = nullptr;
+        for (const auto& st : batch) {
+            if (st.file.get() == last) continue;
+            st.file->sync();
+            last = st.file.get();
         }
-    } catch (const FileError& e) {
-        rollback_staged();
-        throw WriteFailed(e);
-    }
-    try {
-        for (File* file : touched)
-            file->sync();
+        bool created = false;
+        for (const auto& st : batch) {
+            if (!st.create) continue;
+            files_.rename(temp_path_of(st.id), path_of(st.id));
+            created = true;
+        }
+        if (created) files_.sync_directory(options_.dir);
     } catch (const FileError& e) {
         failed_ = true;
         throw SyncFailed(e);
     }
-    if (created) {
-        try {
-            for (const auto& st : staged_)
-                if (st.create) files_.rename(temp_path_of(st.id), path_of(st.id));
-        } catch (const FileError& e) {
-            rollback_staged();
-            throw WriteFailed(e);
-        }
-        try {
-            files_.sync_directory(options_.dir);
-        } catch (const FileError& e) {
-            failed_ = true;
-            throw SyncFailed(e);
-        }
-    }
 
     std::uint64_t bytes = 0;
+    std::uint64_t records = 0;
     {
         std::lock_guard lock(mutex_);
-        for (auto& st : staged_) {
+        for (auto& st : batch) {
             if (st.create) {
                 for (auto& seg : segments_)
                     seg.sealed = true;
@@ -951,22 +972,25 @@ void SegmentLog::sync() {
                     }
                 }
             }
-            if (!st.records.empty()) seg.end_seq = st.records.back().seq + 1;
+            if (!st.records.empty()) {
+                seg.end_seq = st.records.back().seq + 1;
+                synced_end_ = seg.end_seq;
+            }
             live_records_ += st.records.size();
+            records += st.records.size();
         }
-        synced_end_ = next_seq_;
         segment_bytes_on_disk_ += bytes;
         // The ledger also records how far the log was synced (at most every ledger_interval), which lets
         // recovery tell damage in the newest records from a torn write.
         ++ledger_changes_;
     }
-    // A new segment's file stays open for the appends that follow.
-    if (staged_.back().create) active_file_ = std::move(staged_.back().file);
-    spare_bytes_ = std::move(staged_.back().bytes);
-    spare_records_ = std::move(staged_.back().records);
-    staged_.clear();
-    staged_bytes_ = 0;
-    staged_records_ = 0;
+    staged_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    staged_records_.fetch_sub(records, std::memory_order_relaxed);
+    {
+        std::lock_guard lock(written_mutex_);
+        spare_bytes_ = std::move(batch.back().bytes);
+        spare_records_ = std::move(batch.back().records);
+    }
     try {
         persist_ledger(Persist::periodic);
     } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch): kept dirty; checkpoint() reports it

@@ -3,9 +3,10 @@
 // which records were released (delivered), so a restart hands out only what is still owed. On-disk format,
 // recovery rules and the duplicate window: core/src/buffer/README.md.
 //
-// Threads: append() and sync() are called from one thread (the writer), next() from one other (the reader),
-// concurrently; release(), checkpoint() and stats() from any thread. sync() holds no lock the reader needs
-// while it writes or syncs. open() and the destructor run alone.
+// Threads: append() and write() are called from one thread (the writer), sync_written() from that thread or
+// one other (a syncer, so the next commit group is written while the last one is synced), next() from one
+// other (the reader), concurrently; release(), checkpoint() and stats() from any thread. No call holds a lock
+// the reader needs while it writes or syncs. open() and the destructor run alone.
 //
 // Guarantee: a record is durable once the sync() after its append() returns. It is then handed out by next()
 // exactly once per run of the log, until release() covers it; after a crash it is handed out again unless its
@@ -145,9 +146,15 @@ public:
     // Stages a record; durable once sync() returns. `full` when max_bytes (or every segment id) is in use;
     // throws std::length_error for a payload that could never fit.
     Append append(std::string_view payload, std::uint64_t& seq_out);
-    // Writes and fdatasyncs everything appended (and fsyncs the directory for new files). Throws
-    // WriteFailed or SyncFailed (see above).
+    // Writes and fdatasyncs everything appended (and fsyncs the directory for new files): write() then
+    // sync_written(). Throws WriteFailed or SyncFailed (see above).
     void sync();
+    // Writes everything appended to the files (the page cache) without syncing: not durable, not readable yet.
+    // Throws WriteFailed (what this call was writing is dropped; what earlier calls wrote stays).
+    void write();
+    // Syncs everything written so far and makes it readable; the records are durable once it returns.
+    // Throws SyncFailed.
+    void sync_written();
 
     // Appends to `out` up to `max_records` records not yet handed out, in seq order: the recovered backlog
     // first, then synced appends. Returns how many it appended; 0 when nothing is available (never blocks).
@@ -232,19 +239,22 @@ private:
     std::unique_ptr<Scanner> read_scanner_;
 
     // Writer state (writer thread only).
-    std::vector<Staged> staged_;  // per file touched since the last sync, in order
-    std::unique_ptr<File> active_file_;
+    std::vector<Staged> staged_;  // per file touched since the last write(), in order
+    std::shared_ptr<File> active_file_;
     std::uint64_t active_id_ = 0;
     std::uint64_t active_first_ = 0;
     std::uint64_t active_size_ = 0;  // including what is staged
     std::uint64_t next_seq_ = 0;
     std::uint64_t last_id_ = 0;
     bool have_active_ = false;  // appends go to the active segment; false: the next append starts one
-    std::string spare_bytes_;   // staging capacity kept between syncs
+    // Between write() and sync_written(), under written_mutex_.
+    std::mutex written_mutex_;
+    std::vector<Staged> written_;  // written to the files, not synced, in order
+    std::string spare_bytes_;      // staging capacity kept between syncs
     std::vector<StagedRecord> spare_records_;
     std::atomic<std::int64_t> oldest_staged_ms_{0};
     std::atomic<std::uint64_t> segment_bytes_on_disk_{0};  // written under mutex_
-    std::atomic<std::uint64_t> staged_bytes_{0};
+    std::atomic<std::uint64_t> staged_bytes_{0};  // appended and not yet synced (staged or written)
     std::atomic<std::uint64_t> staged_records_{0};
 
     // Ledger writes (either thread), under ledger_mutex_; never held with mutex_ during I/O.

@@ -99,8 +99,10 @@ private:
         auto dice = pick(0, 99);
         if (dice < 30) {
             append(pick(1, 6));
-        } else if (dice < 45) {
+        } else if (dice < 40) {
             sync();
+        } else if (dice < 45) {
+            write();
         } else if (dice < 56) {
             next(pick(1, 8));
         } else if (dice < 62) {
@@ -165,9 +167,26 @@ private:
         }
     }
 
+    // Into the files without a sync, as a writer does while a syncer syncs the group before: not durable yet.
+    void write() {
+        try {
+            log_->write();
+            written_.insert(written_.end(), staged_.begin(), staged_.end());
+            note("write ok");
+        } catch (const WriteFailed& e) {
+            note(std::string("write: ") + e.what());  // what earlier writes wrote is still to be synced
+        } catch (const SyncFailed& e) {
+            note(std::string("write: ") + e.what());
+            restart_after_failure();
+        }
+        staged_.clear();
+    }
+
     void sync() {
         try {
             log_->sync();
+            staged_.insert(staged_.begin(), written_.begin(), written_.end());
+            written_.clear();
             for (const auto& id : staged_) {
                 entries_[id].state = Entry::State::synced;
                 entries_[id].acked = true;
@@ -306,6 +325,7 @@ private:
         log_.reset();  // its destructor's I/O fails: the power is gone
         files_.crash(true);
         staged_.clear();
+        written_.clear();
         reopen();
     }
 
@@ -321,6 +341,7 @@ private:
             persist_releases_of_this_run();
         }
         staged_.clear();
+        written_.clear();
     }
 
     void persist_releases_of_this_run() {
@@ -332,6 +353,7 @@ private:
         log_.reset();  // failed: persists nothing
         files_.clear_failures();
         staged_.clear();
+        written_.clear();
         reopen();
     }
 
@@ -421,7 +443,8 @@ private:
     std::unique_ptr<SegmentLog> log_;
     RecoveryReport report_;
     std::map<std::string, Entry> entries_;
-    std::vector<std::string> staged_;
+    std::vector<std::string> staged_;   // appended since the last write() or sync()
+    std::vector<std::string> written_;  // written by write(), not synced
     std::set<std::string> handed_;
     std::deque<std::string> synced_this_run_;           // in seq order; take() hands out from its front
     std::map<std::uint64_t, std::string> handed_seqs_;  // handed out in this run, not released

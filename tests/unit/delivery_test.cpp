@@ -149,6 +149,41 @@ public:
     void process(const SharedBatch&) override {}
 };
 
+// Keeps the entries and sends that one new batch to both outputs: the incidents are dropped on purpose.
+class KeepEntriesFilter final : public Filter {
+public:
+    static ComponentDescription describe() {
+        return {"keep_entries", ComponentKind::filter, "entries to outputs a and b", {}};
+    }
+    void configure(const ConfigView&, Context& ctx) override { ctx_ = &ctx; }
+    std::vector<std::string> outputs() const override { return {"a", "b"}; }
+    void process(const SharedBatch& batch) override {
+        auto entries = std::make_shared<EventBatch>();
+        for (const auto& e : *batch)
+            if (e.meta.kind == "entry") entries->push_back(e);
+        SharedBatch shared = std::move(entries);
+        ctx_->emit(shared, "a");
+        ctx_->emit(shared, "b");
+    }
+
+private:
+    Context* ctx_ = nullptr;
+};
+
+// Emits two copies of each batch on the default output.
+class TwiceFilter final : public Filter {
+public:
+    static ComponentDescription describe() { return {"twice", ComponentKind::filter, "every event twice", {}}; }
+    void configure(const ConfigView&, Context& ctx) override { ctx_ = &ctx; }
+    void process(const SharedBatch& batch) override {
+        ctx_->emit(EventBatch(*batch));
+        ctx_->emit(EventBatch(*batch));
+    }
+
+private:
+    Context* ctx_ = nullptr;
+};
+
 class DeliveryTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -160,6 +195,8 @@ protected:
         registry.add_builtin<SplitFilter>();
         registry.add_builtin<PassFilter>();
         registry.add_builtin<StoreSink>();
+        registry.add_builtin<KeepEntriesFilter>();
+        registry.add_builtin<TwiceFilter>();
         StoreSink::released = true;
         AckSink::held.clear();
     }
@@ -419,4 +456,58 @@ TEST_F(DiskBufferNodeTest, APluginBuiltForSdk11LoadsAndDeliversWhenWriteReturns)
             ++n;
         EXPECT_EQ(n, 30u) << buffer;
     }
+}
+
+// The account of every filter and sink: received = finished + discarded + in flight, with each way an event can
+// end counted under its reason. The tracked source's batches hold 3 events: two entries and one incident.
+TEST_F(DeliveryTest, EveryNodeAccountsForEachEventItReceivedOnce) {
+    PipelineSpec spec = load(R"({"sources": {"in": {"type": "tracked", "batches": 20}},
+        "filters": {"split": {"type": "split", "inputs": ["in"]},
+                    "keep": {"type": "keep_entries", "inputs": ["in"]},
+                    "none": {"type": "drop_all", "inputs": ["in"]},
+                    "twice": {"type": "twice", "inputs": ["in"]}},
+        "sinks": {"ok": {"type": "acking", "mode": "now", "inputs": ["keep.a"]},
+                  "no": {"type": "acking", "mode": "refuse", "inputs": ["keep.b"]},
+                  "gone": {"type": "acking", "mode": "lose", "inputs": ["split.incidents"]},
+                  "later": {"type": "acking", "mode": "hold", "inputs": ["split.entries"]},
+                  "plain": {"type": "store", "inputs": ["twice"]}}})");
+    Runtime rt(spec, registry, log);
+    ASSERT_TRUE(rt.build());
+    rt.run();
+    struct Expected {
+        std::uint64_t received, finished, filtered, node_failed, refused;
+        std::int64_t in_flight;
+    };
+    const std::map<std::string, Expected> expected = {
+        {"split", {60, 60, 0, 0, 0, 0}},    // two new batches per input, none dropped
+        {"keep", {60, 40, 20, 0, 0, 0}},    // one batch to two outputs counts once: the incidents were filtered
+        {"none", {60, 0, 60, 0, 0, 0}},     // dropped everything on purpose
+        {"twice", {60, 60, 0, 0, 0, 0}},    // emitting more than it took finishes what it took, no more
+        {"ok", {40, 40, 0, 0, 0, 0}},       // delivered
+        {"no", {40, 0, 0, 0, 40, 0}},       // refused for good
+        {"gone", {20, 0, 0, 20, 0, 0}},     // lost
+        {"later", {40, 0, 0, 0, 0, 40}},    // held, not settled: in flight after the graph finished
+        {"plain", {120, 120, 0, 0, 0, 0}},  // a plain sink delivered when write() returned
+    };
+    auto check = [&](const std::map<std::string, Expected>& want) {
+        for (const auto& [node, e] : want) {
+            const NodeMetrics::Account a = rt.metrics(node)->account();
+            EXPECT_EQ(a.received, e.received) << node;
+            EXPECT_EQ(a.finished, e.finished) << node;
+            EXPECT_EQ(a.filtered, e.filtered) << node;
+            EXPECT_EQ(a.node_failed, e.node_failed) << node;
+            EXPECT_EQ(a.refused, e.refused) << node;
+            EXPECT_EQ(a.queue_full, 0u) << node;
+            EXPECT_EQ(a.in_flight, e.in_flight) << node;
+            EXPECT_EQ(a.received, a.finished + a.discarded() + static_cast<std::uint64_t>(a.in_flight)) << node;
+        }
+    };
+    check(expected);
+    AckSink::settle_held();
+    check({{"later", {40, 40, 0, 0, 0, 0}}});
+    // What a sink took without error: here all of it was delivered by now.
+    for (const auto& n : rt.status().nodes)
+        if (n.name == "ok" || n.name == "plain") {
+            EXPECT_EQ(n.sent.at(""), n.account.finished) << n.name;
+        }
 }

@@ -116,7 +116,7 @@ TEST_F(ReloadTest, ReplacingAFilterUnderLoadLosesAndRepeatsNothingInTheNodesThat
     }
     EXPECT_EQ(missing, 0u);
     EXPECT_EQ(repeated, 0u);
-    EXPECT_EQ(rt.metrics("a")->dropped.value(), 0u);
+    EXPECT_EQ(rt.metrics("a")->account().discarded(), 0u);
 }
 
 TEST_F(ReloadTest, RemovedNodesDrainNewOnesStartAndABadFileChangesNothing) {

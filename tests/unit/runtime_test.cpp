@@ -59,7 +59,7 @@ TEST_F(RuntimeTest, FanOutDeliversEveryEventToEverySinkInOrder) {
     EXPECT_EQ(rec.received["a"][0].meta.source, "in");
     EXPECT_NE(rec.received["a"][0].meta.received_at.time_since_epoch().count(), 0);
     EXPECT_EQ(rt.metrics("in")->emitted.value(), 1000u);
-    EXPECT_EQ(rt.metrics("a")->received.value(), 1000u);
+    EXPECT_EQ(rt.metrics("a")->account().received, 1000u);
     EXPECT_EQ(StoreSink::flushed.load(), 2);
 }
 
@@ -92,7 +92,7 @@ TEST_F(RuntimeTest, ThrowingSinkIsNamedAndTheRestKeepsRunning) {
     EXPECT_EQ(rec.count("good"), 100u);
     EXPECT_EQ(rec.count("bad"), 90u);  // the batch holding n=55 was dropped, the others delivered
     EXPECT_EQ(rt.metrics("bad")->errors.value(), 1u);
-    EXPECT_EQ(rt.metrics("bad")->dropped.value(), 10u);
+    EXPECT_EQ(rt.metrics("bad")->account().node_failed, 10u);
     EXPECT_NE(log_text.str().find("[bad] write() threw"), std::string::npos) << log_text.str();
     EXPECT_TRUE(r.failed_nodes.empty());
 }
@@ -108,7 +108,10 @@ TEST_F(RuntimeTest, NodeReportingFailureStopsAloneAndItsInputIsCountedAsDropped)
     EXPECT_EQ(rec.count("bad"), 100u);
     const NodeMetrics* bad = rt.metrics("bad");
     // Every event that reached the failed node is either delivered or counted as dropped.
-    EXPECT_EQ(rec.count("bad") + bad->dropped.value(), 1000u);
+    EXPECT_EQ(rec.count("bad") + bad->account().node_failed, 1000u);
+    EXPECT_EQ(bad->account().received, 1000u);
+    EXPECT_EQ(bad->account().finished, rec.count("bad"));
+    EXPECT_EQ(bad->account().in_flight, 0);
     ASSERT_EQ(r.failed_nodes, std::vector<std::string>{"bad"});
     EXPECT_NE(log_text.str().find("[bad] failed: store told to fail"), std::string::npos) << log_text.str();
 }
@@ -122,7 +125,8 @@ TEST_F(RuntimeTest, SinkThatCannotStartDoesNotStopTheOthers) {
     RunResult r = rt.run();
     EXPECT_EQ(rec.count("good"), 30u);
     EXPECT_EQ(rec.count("broken"), 0u);
-    EXPECT_EQ(rt.metrics("broken")->dropped.value(), 30u);
+    EXPECT_EQ(rt.metrics("broken")->account().node_failed, 30u);
+    EXPECT_EQ(rt.metrics("broken")->account().received, 30u);  // at the door: received and discarded at once
     EXPECT_EQ(r.failed_nodes, std::vector<std::string>{"broken"});
     EXPECT_NE(log_text.str().find("[broken] cannot start: store told not to start"), std::string::npos);
 }
@@ -148,7 +152,7 @@ TEST_F(RuntimeTest, BackpressureHoldsTheSourceInsteadOfDropping) {
     StoreSink::gate.notify_all();
     runner.join();
     EXPECT_EQ(rec.count("slow"), 500u);
-    EXPECT_EQ(rt.metrics("slow")->dropped.value(), 0u);
+    EXPECT_EQ(rt.metrics("slow")->account().discarded(), 0u);
 }
 
 TEST_F(RuntimeTest, DropNewestCountsDropsWhileTheSinkIsStuck) {
@@ -171,8 +175,14 @@ TEST_F(RuntimeTest, DropNewestCountsDropsWhileTheSinkIsStuck) {
     StoreSink::gate.notify_all();
     runner.join();
     const NodeMetrics* slow = rt.metrics("slow");
-    EXPECT_GT(slow->dropped.value(), 0u);
-    EXPECT_EQ(rec.count("slow") + slow->dropped.value(), 500u);
+    const NodeMetrics::Account a = slow->account();
+    EXPECT_GT(a.queue_full, 0u);
+    EXPECT_EQ(a.node_failed, 0u);
+    EXPECT_EQ(rec.count("slow") + a.queue_full, 500u);
+    // Refused at the door counts as received: every event the source sent is accounted for.
+    EXPECT_EQ(a.received, 500u);
+    EXPECT_EQ(a.finished, rec.count("slow"));
+    EXPECT_EQ(a.in_flight, 0);
     EXPECT_NE(log_text.str().find("[slow] dropped"), std::string::npos) << log_text.str();
 }
 
@@ -202,7 +212,7 @@ TEST_F(RuntimeTest, GracePeriodRunsOutOnANodeThatNeverFinishes) {
     std::thread runner([&] { r = rt->run(); });
     // Once the sink is inside write(), it will not come out until released.
     auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (rt->metrics("stuck")->received.value() == 0 && std::chrono::steady_clock::now() < deadline)
+    while (rt->metrics("stuck")->taken.value() == 0 && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(5ms);
     rt->request_stop();
     runner.join();

@@ -115,12 +115,6 @@ private:
     std::map<std::string, std::size_t> index_;
 };
 
-std::int64_t common(const RuntimeStatus::Node& n, std::string_view name) {
-    for (const auto& s : n.common)
-        if (s.name == name) return s.value;
-    return 0;
-}
-
 }  // namespace
 
 ExpositionFormat negotiate_exposition(std::string_view accept) {
@@ -142,19 +136,40 @@ std::string render_metrics(const RuntimeStatus& status, const ProcessStats& proc
             l.emplace_back(std::move(key), std::move(value));
             return l;
         };
-        w.counter("hubflow_component_received_events", "events a component took from its input", id,
-                  static_cast<std::uint64_t>(common(n, "received_events")));
+        // The account of a filter or sink (NodeMetrics): received = finished + discarded + in flight, in one
+        // reading, so the equation holds in every scrape.
+        const NodeMetrics::Account& a = n.account;
+        const bool consumer = n.kind != ComponentKind::source;
+        if (consumer) {
+            w.counter("hubflow_component_received_events",
+                      "events that reached a component: taken from its input, or dropped by the input instead", id,
+                      a.received);
+            w.counter("hubflow_component_finished_events",
+                      "events a component is done with: carried on by a filter (once, however many outputs), "
+                      "delivered by a sink",
+                      id, a.finished);
+        }
         for (const auto& [output, sent] : n.sent)
-            w.counter("hubflow_component_sent_events",
-                      "events a component emitted on an output, or a sink wrote (output \"\" is the default)",
-                      with("output", output), sent);
-        const auto dropped = static_cast<std::uint64_t>(common(n, "dropped_events"));
-        w.counter("hubflow_component_discarded_events", "events a component's input or the component discarded",
-                  with("reason", "queue_full"), n.dropped_queue_full);
-        w.counter("hubflow_component_discarded_events", "events a component's input or the component discarded",
-                  with("reason", "node_failed"), dropped - std::min(dropped, n.dropped_queue_full));
-        w.counter("hubflow_component_errors", "errors a component reported or threw", id,
-                  static_cast<std::uint64_t>(common(n, "errors")));
+            w.counter(
+                "hubflow_component_sent_events",
+                "events a component emitted on an output, or a sink took without error (output \"\" is the default)",
+                with("output", output), sent);
+        const std::string discarded_help =
+            "events a component or its input discarded: filtered (a filter dropped them on purpose), queue_full "
+            "(a full input under when_full drop_newest), node_failed (the node failed or threw holding them, or a "
+            "sink lost them), refused (a sink refused them for good)";
+        if (consumer) {
+            w.counter("hubflow_component_discarded_events", discarded_help, with("reason", "filtered"), a.filtered);
+            w.counter("hubflow_component_discarded_events", discarded_help, with("reason", "queue_full"), a.queue_full);
+        }
+        w.counter("hubflow_component_discarded_events", discarded_help, with("reason", "node_failed"), a.node_failed);
+        if (consumer) {
+            w.counter("hubflow_component_discarded_events", discarded_help, with("reason", "refused"), a.refused);
+            w.gauge("hubflow_component_in_flight_events",
+                    "events a component received and has neither finished nor discarded yet", id,
+                    static_cast<double>(a.in_flight));
+        }
+        w.counter("hubflow_component_errors", "errors a component reported or threw", id, n.errors);
         if (n.kind != ComponentKind::source) {
             const std::string hist = "hubflow_component_processing_seconds";
             const std::string help = "time a component spent in process() or write() per batch";

@@ -20,12 +20,6 @@ const char* phase_name(RuntimeStatus::Phase p) {
     return "unknown";
 }
 
-std::int64_t common(const RuntimeStatus::Node& n, std::string_view name) {
-    for (const auto& s : n.common)
-        if (s.name == name) return s.value;
-    return 0;
-}
-
 // Why a node is not healthy; empty when it is.
 std::string trouble(const RuntimeStatus::Node& n, std::chrono::steady_clock::time_point now,
                     std::chrono::milliseconds stall_after) {
@@ -90,8 +84,11 @@ std::string render_graph(const RuntimeStatus& status, std::chrono::steady_clock:
             out += std::to_string(std::min(fill, 1.0));
             out += "},";
         }
-        out += "\"received\":" + std::to_string(common(n, "received_events"));
-        out += ",\"emitted\":" + std::to_string(common(n, "emitted_events"));
+        const NodeMetrics::Account& a = n.account;
+        if (n.kind != ComponentKind::source)
+            out += "\"received\":" + std::to_string(a.received) + ",\"finished\":" + std::to_string(a.finished) +
+                   ",\"in_flight\":" + std::to_string(a.in_flight) + ',';
+        out += "\"emitted\":" + std::to_string(n.emitted);
         out += ",\"sent\":{";
         bool first = true;
         for (const auto& [output, count] : n.sent) {
@@ -100,8 +97,11 @@ std::string render_graph(const RuntimeStatus& status, std::chrono::steady_clock:
             key(out, output);
             out += std::to_string(count);
         }
-        out += "},\"discarded\":" + std::to_string(common(n, "dropped_events"));
-        out += ",\"errors\":" + std::to_string(common(n, "errors"));
+        out += "},\"discarded\":" + std::to_string(a.discarded());
+        out += ",\"discarded_by_reason\":{\"filtered\":" + std::to_string(a.filtered) +
+               ",\"queue_full\":" + std::to_string(a.queue_full) + ",\"node_failed\":" + std::to_string(a.node_failed) +
+               ",\"refused\":" + std::to_string(a.refused) + '}';
+        out += ",\"errors\":" + std::to_string(n.errors);
         out += ",\"failed\":";
         out += n.failed ? "true" : "false";
         out += ',';

@@ -9,8 +9,9 @@
 namespace hubflow::core {
 
 // {"phase": "...", "nodes": [{"name", "kind", "type", "inputs", "buffer": {"type", "events", "capacity",
-//  "fill"}, "received", "sent": {output: n}, "discarded", "errors", "failed", "state"}], "edges": [{"from",
-//  "output", "to", "events"}]}
+//  "fill"}, "received", "finished", "in_flight" (not for a source), "emitted", "sent": {output: n},
+//  "discarded", "discarded_by_reason": {"filtered", "queue_full", "node_failed", "refused"}, "errors", "failed",
+//  "state"}], "edges": [{"from", "output", "to", "events"}]}
 std::string render_graph(const RuntimeStatus& status, std::chrono::steady_clock::time_point now,
                          std::chrono::milliseconds stall_after);
 

@@ -34,6 +34,7 @@ struct NodeRow {
     std::string name, kind, type, state, queue;
     double fill = -1;  // memory buffer fill, -1 when there is none
     std::uint64_t received = 0, sent = 0, errors = 0, discarded = 0;
+    std::int64_t in_flight = 0;  // received and neither finished nor discarded yet
 };
 
 struct Snapshot {
@@ -108,6 +109,8 @@ Snapshot read_graph(const Poco::URI& base, const std::string& token) {
         row.received = count(n.find("received"));
         row.errors = count(n.find("errors"));
         row.discarded = count(n.find("discarded"));
+        if (const Value* f = n.find("in_flight"); f && f->is_number())
+            row.in_flight = static_cast<std::int64_t>(f->as_double());
         if (const Value* sent = n.find("sent"); sent && sent->is_object())
             for (const auto& [output, v] : sent->as_object())
                 row.sent += count(&v);
@@ -159,8 +162,8 @@ std::string render(const Snapshot& now, const Snapshot* before, const std::strin
     std::ostringstream out;
     out << "hubflow top - " << where << " - phase " << now.phase << " - " << now.nodes.size() << " nodes\n\n";
     out << pad("NODE", name_w) << pad("KIND", 6) << pad("TYPE", type_w) << pad("IN/s", 8, true) << pad("OUT/s", 8, true)
-        << pad("RECEIVED", 10, true) << pad("SENT", 10, true) << pad("QUEUE", 14, true) << pad("FILL", 5, true)
-        << pad("ERRORS", 7, true) << pad("DISCARDED", 9, true) << "STATE\n";
+        << pad("RECEIVED", 10, true) << pad("SENT", 10, true) << pad("INFLIGHT", 8, true) << pad("QUEUE", 14, true)
+        << pad("FILL", 5, true) << pad("ERRORS", 7, true) << pad("DISCARDED", 9, true) << "STATE\n";
     for (const auto& n : now.nodes) {
         std::string in = "-", outr = "-";
         if (auto it = previous.find(n.name); it != previous.end() && dt > 0) {
@@ -172,7 +175,8 @@ std::string render(const Snapshot& now, const Snapshot* before, const std::strin
         const char* fill_colour = n.fill >= 0.8 ? "\x1b[31m" : n.fill >= 0.5 ? "\x1b[33m" : "\x1b[32m";
         out << pad(n.name, name_w) << pad(n.kind, 6) << pad(n.type, type_w) << pad(in, 8, true) << pad(outr, 8, true)
             << pad(n.kind == "source" ? "" : human(static_cast<double>(n.received)), 10, true)
-            << pad(human(static_cast<double>(n.sent)), 10, true) << pad(n.queue, 14, true);
+            << pad(human(static_cast<double>(n.sent)), 10, true)
+            << pad(n.kind == "source" ? "" : std::to_string(n.in_flight), 8, true) << pad(n.queue, 14, true);
         if (colour && n.fill >= 0)
             out << fill_colour << pad(fill, 5, true) << "\x1b[0m";
         else

@@ -1,5 +1,7 @@
 #include "runtime/node_metrics.h"
 
+#include <algorithm>
+
 namespace hubflow::core {
 
 void ProcessingTime::observe(std::chrono::nanoseconds d) {
@@ -51,12 +53,29 @@ std::vector<NodeMetrics::Sample> NodeMetrics::component_samples() const {
     return out;
 }
 
+NodeMetrics::Account NodeMetrics::account() const {
+    Account a;
+    a.finished = finished.value();
+    a.filtered = filtered.value();
+    a.refused = refused.value();
+    const std::uint64_t lost_now = lost.value();
+    // One reading of the input's drops serves both sides of the equation.
+    const std::uint64_t door = input_discarded.value();
+    a.queue_full = std::min(input_discarded_full.value(), door);
+    a.node_failed = lost_now + (door - a.queue_full);
+    const std::uint64_t taken_now = taken.value();
+    a.received = taken_now + door;
+    a.in_flight = static_cast<std::int64_t>(taken_now) -
+                  static_cast<std::int64_t>(a.finished + a.filtered + a.refused + lost_now);
+    return a;
+}
+
 std::vector<NodeMetrics::Sample> NodeMetrics::snapshot() const {
-    auto v = [](const Counter& c) { return static_cast<std::int64_t>(c.value()); };
-    std::vector<Sample> out = {{"received_events", v(received)},
-                               {"emitted_events", v(emitted)},
-                               {"dropped_events", v(dropped)},
-                               {"errors", v(errors)}};
+    const Account a = account();
+    auto v = [](std::uint64_t n) { return static_cast<std::int64_t>(n); };
+    std::vector<Sample> out = {{"received_events", v(a.received)}, {"emitted_events", v(emitted.value())},
+                               {"finished_events", v(a.finished)}, {"dropped_events", v(a.discarded())},
+                               {"in_flight_events", a.in_flight},  {"errors", v(errors.value())}};
     for (auto& s : component_samples())
         out.push_back(std::move(s));
     return out;

@@ -36,6 +36,12 @@ struct Runtime::Node {
     // The ticket of the input batch a filter is processing: what it emits meanwhile is derived from it.
     // Touched only by the node's own thread.
     Ticket* current_input = nullptr;
+    // While a filter processes an input batch: the distinct batches it emitted, whose events carry that input on
+    // (see consume()). Held, not just remembered, so that no new batch can take a released one's address.
+    // Touched only by the node's own thread.
+    bool in_process = false;
+    std::vector<SharedBatch> carried;
+    std::size_t carried_events = 0;
     DiskBuffer* disk_buffer = nullptr;                                  // the input, when it is a disk buffer
     std::map<std::string, std::unique_ptr<Counter>, std::less<>> sent;  // by declared output, fixed after build()
     std::atomic<std::int64_t> last_progress_ns{0};                      // steady clock, 0 = never
@@ -89,10 +95,16 @@ public:
     void emit(SharedBatch batch, std::string_view output) override {
         if (!batch || batch->empty()) return;
         if (!node_.declared_outputs.count(std::string(output))) {
-            node_.metrics.dropped.add(batch->size());
+            // A filter's throw loses the input batch, which accounts for it; a source has no input.
+            if (node_.spec.kind == ComponentKind::source) node_.metrics.lost.add(batch->size());
             throw std::logic_error("emit() to undeclared output '" + std::string(output) + "'");
         }
         node_.metrics.emitted.add(batch->size());
+        if (node_.in_process && std::none_of(node_.carried.begin(), node_.carried.end(),
+                                             [&](const SharedBatch& b) { return b == batch; })) {
+            node_.carried_events += batch->size();
+            node_.carried.push_back(batch);
+        }
         if (node_.tap.active()) node_.tap.offer(batch, output);
         if (auto sent = node_.sent.find(output); sent != node_.sent.end()) sent->second->add(batch->size());
         // A filter's output is part of its input's journey; a tracking source starts a journey of its own.
@@ -197,13 +209,11 @@ RuntimeStatus Runtime::status() const {
         s.finished = n->finished.load();
         if (auto ns = n->last_progress_ns.load(std::memory_order_relaxed))
             s.last_progress = steady::time_point(steady::duration(ns));
+        s.account = n->metrics.account();
         for (const auto& [output, counter] : n->sent)
             s.sent[output] = counter->value();
-        s.common = {{"received_events", static_cast<std::int64_t>(n->metrics.received.value())},
-                    {"emitted_events", static_cast<std::int64_t>(n->metrics.emitted.value())},
-                    {"dropped_events", static_cast<std::int64_t>(n->metrics.dropped.value())},
-                    {"errors", static_cast<std::int64_t>(n->metrics.errors.value())}};
-        s.dropped_queue_full = n->metrics.dropped_queue_full.value();
+        s.emitted = n->metrics.emitted.value();
+        s.errors = n->metrics.errors.value();
         s.tap_dropped = n->tap.dropped();
         s.component = n->metrics.component_samples();
         s.processing = n->metrics.processing.snapshot();
@@ -231,17 +241,18 @@ std::vector<std::string> Runtime::node_names() const {
 
 std::unique_ptr<NodeInput> Runtime::make_input(Node& node) {
     if (node.spec.buffer.type == BufferType::memory)
-        return std::make_unique<BatchQueue>(node.spec.buffer_max_events, node.spec.when_full, node.metrics.dropped,
-                                            &node.metrics.dropped_queue_full);
+        return std::make_unique<BatchQueue>(node.spec.buffer_max_events, node.spec.when_full,
+                                            node.metrics.input_discarded, &node.metrics.input_discarded_full);
     DiskBuffer::Options options;
     options.dir = data_dir_ / node.spec.name / "buffer";
     options.max_bytes = node.spec.buffer.max_bytes;
     options.fsync_interval = node.spec.buffer.fsync_interval;
     options.when_full = node.spec.when_full;
-    options.dropped_full = &node.metrics.dropped_queue_full;
+    options.dropped_full = &node.metrics.input_discarded_full;
     Node* n = &node;
-    auto buffer = std::make_unique<DiskBuffer>(options, node.logger, node.metrics, node.metrics.dropped, node.draining,
-                                               [n](const std::string& reason) { n->context->fail(reason); });
+    auto buffer =
+        std::make_unique<DiskBuffer>(options, node.logger, node.metrics, node.metrics.input_discarded, node.draining,
+                                     [n](const std::string& reason) { n->context->fail(reason); });
     node.disk_buffer = buffer.get();
     return buffer;
 }
@@ -327,7 +338,8 @@ void Runtime::report_error(Node& node, const std::string& what, const std::excep
 }
 
 void Runtime::report_drops(Node& node, std::uint64_t& reported, steady::time_point& last_report) {
-    std::uint64_t dropped = node.metrics.dropped.value();
+    // What the node lost or its input dropped; what a filter or sink discards on purpose is not news.
+    std::uint64_t dropped = node.metrics.input_discarded.value() + node.metrics.lost.value();
     if (dropped == reported) return;
     auto now = steady::now();
     if (now - last_report < std::chrono::seconds(1)) return;
@@ -373,23 +385,70 @@ void Runtime::run_source(Node& node) {
     finish(node);
 }
 
-// Hands one batch to the node and settles the node's part of its ticket: a plain sink has delivered when write()
-// returns, a filter has finished when process() returns (what it emitted carries the journey on), and an
-// acknowledging sink settles each event itself while the host holds one obligation of its own until deliver()
-// returns. Whatever a failing or throwing node held is lost.
+namespace {
+
+// The host's side of one batch given to an acknowledging sink: counts each event the sink settles in the node's
+// account, and passes the settlement on to the batch's ticket when somebody tracks it. Every batch gets one,
+// tracked or not, since the account needs what the sink says either way. Frees itself with the batch's last
+// event, as a Ticket does.
+class Settlement final : public detail::DeliveryTicket {
+public:
+    Settlement(NodeMetrics& metrics, Ticket* ticket, std::size_t events)
+        : metrics_(metrics), ticket_(ticket), pending_(events) {}
+
+    void resolve(std::size_t events, Resolution how) override {
+        switch (how) {
+            case Resolution::delivered:
+                metrics_.finished.add(events);
+                break;
+            case Resolution::refused:
+                metrics_.refused.add(events);
+                break;
+            case Resolution::lost:
+                metrics_.lost.add(events);
+                break;
+        }
+        if (ticket_) ticket_->resolve(events, how);
+        if (pending_.fetch_sub(events, std::memory_order_acq_rel) == events) delete this;
+    }
+
+private:
+    ~Settlement() = default;
+    NodeMetrics& metrics_;
+    Ticket* const ticket_;
+    std::atomic<std::size_t> pending_;
+};
+
+}  // namespace
+
+// Hands one batch to the node, settles the node's part of its ticket, and counts how the batch's events ended
+// (NodeMetrics):
+// - a plain sink has delivered them when write() returns, and lost them when it throws or fails;
+// - an acknowledging sink settles each event itself (delivered, refused or lost), through a Settlement, while the
+//   host holds one obligation of its own on the ticket until deliver() returns. Events a sink neither settles
+//   nor gives up on stay in flight, which is the truth: nobody knows what became of them;
+// - a filter is finished with an input batch when process() returns. Per event the host cannot see which input
+//   became which output, so it counts per batch: as many of the batch's events as the filter emitted while
+//   processing it are finished (carried on), the rest were dropped on purpose (filtered). A batch emitted to
+//   several outputs is counted once, and a filter that emits more than it took (one event split into several,
+//   or an event copied into the batches of several outputs, as a route does) has finished with all of them; a
+//   filter that throws or fails loses what it did not emit. A filter that held events back to emit them later
+//   (none here does) would show them as filtered.
 void Runtime::consume(Node& node, const SharedBatch& batch, Ticket* ticket) {
+    const std::size_t events = batch->size();
     bool threw = false;
     const auto started = steady::now();
     try {
         if (node.acknowledging_sink) {
-            if (ticket) ticket->add(batch->size());
-            node.acknowledging_sink->deliver(*batch, ticket ? BatchAck(ticket) : BatchAck{});
+            if (ticket) ticket->add(events);
+            BatchAck ack = events ? BatchAck(new Settlement(node.metrics, ticket, events)) : BatchAck{};
+            node.acknowledging_sink->deliver(*batch, ack);
         } else if (node.sink) {
             node.sink->write(*batch);
         } else {
             node.current_input = ticket;
+            node.in_process = true;
             node.filter->process(batch);
-            node.current_input = nullptr;
         }
     } catch (const std::exception& e) {
         threw = true;
@@ -406,10 +465,20 @@ void Runtime::consume(Node& node, const SharedBatch& batch, Ticket* ticket) {
     node.metrics.processing.observe(ended - started);
     node.last_progress_ns.store(ended.time_since_epoch().count(), std::memory_order_relaxed);
     // A node that gives up inside write() has not delivered this batch.
-    const bool lost = threw || (node.failed && node.sink);
+    const bool lost = threw || node.failed;
+    if (node.filter) {
+        const std::size_t carried = std::min(events, node.carried_events);
+        node.in_process = false;
+        node.carried.clear();
+        node.carried_events = 0;
+        node.metrics.finished.add(carried);
+        (lost ? node.metrics.lost : node.metrics.filtered).add(events - carried);
+    } else if (!node.acknowledging_sink) {
+        (lost ? node.metrics.lost : node.metrics.finished).add(events);
+    }
+    // What a sink took without throwing; `finished` says what it has delivered so far.
     if (!lost && node.sink)
-        if (auto sent = node.sent.find(""); sent != node.sent.end()) sent->second->add(batch->size());
-    if (lost) node.metrics.dropped.add(batch->size());
+        if (auto sent = node.sent.find(""); sent != node.sent.end()) sent->second->add(events);
     if (lost)
         lose(ticket);
     else
@@ -427,9 +496,9 @@ void Runtime::run_consumer(Node& node) {
         auto result = node.input->pop(batch, ticket, next_tick);
         if (result == NodeInput::Pop::end) break;
         if (result == NodeInput::Pop::batch) {
-            node.metrics.received.add(batch->size());
+            node.metrics.taken.add(batch->size());
             if (node.failed) {
-                node.metrics.dropped.add(batch->size());
+                node.metrics.lost.add(batch->size());
                 lose(ticket);
             } else {
                 consume(node, batch, ticket);

@@ -50,9 +50,10 @@ struct RuntimeStatus {
         bool failed = false;
         bool finished = false;
         std::chrono::steady_clock::time_point last_progress{};  // last batch handled; {} = none yet
-        std::map<std::string, std::uint64_t> sent;              // by output ("" = default); for a sink: written
-        std::vector<NodeMetrics::Sample> common;                // received, emitted, dropped, errors
-        std::uint64_t dropped_queue_full = 0;
+        std::map<std::string, std::uint64_t> sent;  // by output ("" = default); for a sink: taken without error
+        NodeMetrics::Account account;               // received, finished, discarded by reason, in flight
+        std::uint64_t emitted = 0;                  // the sum of `sent` for a source or filter
+        std::uint64_t errors = 0;
         std::uint64_t tap_dropped = 0;  // samples a tap reader could not take in time
         std::vector<NodeMetrics::Sample> component;
         ProcessingTime::Snapshot processing;

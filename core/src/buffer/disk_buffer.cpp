@@ -51,6 +51,7 @@ void DiskBuffer::close() {
     readable_changed_.notify_all();
     if (writer_.joinable()) writer_.join();
     if (syncer_.joinable()) syncer_.join();
+    if (remover_.joinable()) remover_.join();
     for (auto& s : written_)
         lose(s.ticket);
     written_.clear();
@@ -68,13 +69,16 @@ void DiskBuffer::open() {
     o.dir = options_.dir;
     o.max_bytes = options_.max_bytes + std::max(options_.max_bytes, log_headroom);
     o.segment_bytes = std::min(options_.segment_bytes, std::max<std::uint64_t>(options_.max_bytes / 8, 1 << 16));
-    // The batches themselves wait in ready_: the log only tracks where their records are (take_front), here
-    // for about as many events as ready_ holds (KS events are a few hundred bytes).
+    // The batches themselves wait in ready_: the log only tracks where their records are (take_front), a few
+    // dozen bytes each, for more events than ready_ holds unless they are larger than 1.5 KiB.
     o.memory_window_payloads = false;
-    o.memory_window_bytes = 16 << 20;
+    o.memory_window_bytes = options_.max_staged_events * ready_events_per_staged * 1536;
     // Releases persisted at most every 200 ms (and whenever the node goes idle): a crash repeats at most that
     // much of what was delivered, for a small file rewritten and synced five times a second under load.
     o.ledger_interval = std::chrono::milliseconds(200);
+    // Deleting a released segment (a synced ledger, and an unlink that frees 32 MiB of pages) is left to a
+    // thread of its own, so the node's thread, which ends most batches, is not held up by it.
+    o.deferred_removal = true;
     log_store_ = std::make_unique<buffer::SegmentLog>(files_, o);
     const buffer::RecoveryReport report = log_store_->open();
     for (const auto& p : report.problems) {
@@ -85,12 +89,14 @@ void DiskBuffer::open() {
     }
     set_aside_.add(report.records_set_aside);
     set_aside_seen_ = report.records_set_aside;
+    read_log_ = report.records > 0;  // the backlog goes first
     if (report.records)
         log_.info("disk buffer: ", report.records, " events waiting from an earlier run (", report.bytes, " bytes in ",
                   report.segments, " segments); they go before new events");
     update_gauges();
     writer_ = std::thread([this] { write_loop(); });
     syncer_ = std::thread([this] { sync_loop(); });
+    remover_ = std::thread([this] { remove_loop(); });
 }
 
 NodeInput::Push DiskBuffer::push(SharedBatch batch, Ticket* ticket) {
@@ -240,6 +246,7 @@ void DiskBuffer::sync_loop() {
         while (ready_events_ > options_.max_staged_events * ready_events_per_staged) {
             ready_events_ -= ready_.front().batch->size();  // far behind: that one is read from the log
             ready_.pop_front();
+            read_log_ = true;
         }
         ++sync_generation_;
         lock.unlock();
@@ -267,8 +274,9 @@ void DiskBuffer::fail_writes(std::deque<Staged>& group, const std::string& what)
     synced_changed_.notify_all();
     readable_changed_.notify_all();
     if (first)
-        fail_node(what + "; its staged events are lost (upstream was told), what was synced stays on disk for the "
-                         "next start");
+        fail_node(what +
+                  "; its staged events are lost (upstream was told), what was synced stays on disk for the "
+                  "next start");
 }
 
 std::size_t DiskBuffer::write_group(std::deque<Staged>& group) {
@@ -304,11 +312,13 @@ NodeInput::Pop DiskBuffer::pop(SharedBatch& out, Ticket*& ticket, std::chrono::s
     for (;;) {
         std::uint64_t generation = 0;
         std::optional<Ready> ready;
+        bool read_log = false;
         {
             std::lock_guard lock(mutex_);
             if (discarding_ || failed_) return Pop::end;
             generation = sync_generation_;
             if (!ready_.empty()) ready = ready_.front();
+            read_log = read_log_;
         }
         if (ready) {
             // Keeping up: the batch just written is handed on as it is, its records marked handed out.
@@ -332,10 +342,14 @@ NodeInput::Pop DiskBuffer::pop(SharedBatch& out, Ticket*& ticket, std::chrono::s
                 return Pop::batch;
             }
             if (take == buffer::SegmentLog::Take::passed) continue;
+            read_log = true;  // not_yet: records before it, or it is not in the log's window
         }
         EventBatch events;
         std::uint64_t first = 0, end = 0;
-        {
+        bool doomed = false;
+        // Only the log knows of a backlog, of batches ready_ let go and of records past its window; otherwise
+        // what is synced reaches ready_ right after, and reading it from the files first would be a waste.
+        if (read_log) {
             std::lock_guard lock(reader_mutex_);
             records_.clear();
             const std::size_t n = log_store_->next(records_, options_.read_batch);
@@ -362,11 +376,21 @@ NodeInput::Pop DiskBuffer::pop(SharedBatch& out, Ticket*& ticket, std::chrono::s
                 }
                 events.resize(kept);
                 if (kept == 0) {
-                    log_store_->release(first, end - first);
-                    continue;
+                    doomed = log_store_->release(first, end - first);
+                } else {
+                    handed_out_.emplace(first, end);
                 }
-                handed_out_.emplace(first, end);
             }
+        }
+        if (doomed) {
+            std::lock_guard lock(mutex_);
+            removal_wanted_ = true;
+            staged_changed_.notify_all();
+        }
+        if (read_log && events.empty() && first != end) continue;  // every record read was damaged: read on
+        if (read_log && events.empty()) {
+            std::lock_guard lock(mutex_);
+            if (sync_generation_ == generation) read_log_ = false;  // caught up with the log
         }
         if (!events.empty()) {
             ticket = Ticket::root(*this, first);
@@ -398,6 +422,7 @@ NodeInput::Pop DiskBuffer::pop(SharedBatch& out, Ticket*& ticket, std::chrono::s
 }
 
 void DiskBuffer::batch_ended(std::uint64_t number, BatchOutcome outcome) {
+    bool doomed = false;
     {
         std::lock_guard lock(reader_mutex_);
         auto it = handed_out_.find(number);
@@ -405,7 +430,7 @@ void DiskBuffer::batch_ended(std::uint64_t number, BatchOutcome outcome) {
         const std::uint64_t end = it->second;
         handed_out_.erase(it);
         if (outcome == BatchOutcome::finished) {
-            log_store_->release(number, end - number);
+            doomed = log_store_->release(number, end - number);
         } else {
             lost_batches_.add();
             log_.error("disk buffer: events ", number, " to ", end - 1,
@@ -413,7 +438,32 @@ void DiskBuffer::batch_ended(std::uint64_t number, BatchOutcome outcome) {
                        "out again at the next start");
         }
     }
-    staged_changed_.notify_all();  // released segments may make room for a writer that waits
+    if (doomed) {
+        std::lock_guard lock(mutex_);
+        removal_wanted_ = true;
+    }
+    staged_changed_.notify_all();  // the remover, and a writer that waits for the room released segments make
+}
+
+void DiskBuffer::remove_loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        staged_changed_.wait(lock, [&] { return discarding_ || failed_ || removal_wanted_; });
+        if (discarding_ || failed_) return;  // what is left is deleted by the next open()
+        removal_wanted_ = false;
+        lock.unlock();
+        try {
+            log_store_->remove_released();
+        } catch (const buffer::WriteFailed& e) {
+            log_.warn(e.what(), "; the released segment stays until the next start deletes it");
+        } catch (const std::exception& e) {
+            fail_node(e.what());
+            return;
+        }
+        update_gauges();
+        staged_changed_.notify_all();  // room for a writer that waits
+        lock.lock();
+    }
 }
 
 void DiskBuffer::add_producer() {

@@ -92,6 +92,7 @@ private:
     void batch_ended(std::uint64_t number, BatchOutcome outcome) override;
     void write_loop();
     void sync_loop();
+    void remove_loop();
     // Appends the batches of `group` that fit and writes them (not synced); returns how many (the rest is
     // tried again later: the buffer is full, or the write failed). Throws SyncFailed, LogFailed.
     std::size_t write_group(std::deque<Staged>& group);
@@ -123,7 +124,7 @@ private:
     std::condition_variable readable_changed_;  // the node waits for synced records
     std::deque<Staged> staged_;
     std::deque<Staged> written_;  // written by the writer, waiting for the syncer
-    std::deque<Ready> ready_;  // under mutex_
+    std::deque<Ready> ready_;     // under mutex_
     std::size_t ready_events_ = 0;
     std::mutex spare_mutex_;
     std::vector<std::string> spare_records_;  // encoding buffers to reuse
@@ -131,11 +132,14 @@ private:
     int producers_ = 0;
     bool discarding_ = false;
     bool failed_ = false;
-    bool writing_ = false;  // the writer holds a group
-    bool syncing_ = false;  // the syncer holds a group
+    bool writing_ = false;               // the writer holds a group
+    bool syncing_ = false;               // the syncer holds a group
+    bool removal_wanted_ = false;        // released segments wait for the remover
+    bool read_log_ = false;              // the log may hold records that are not in ready_
     std::uint64_t sync_generation_ = 0;  // counts commits, so the node's thread cannot miss one
     std::thread writer_;
     std::thread syncer_;
+    std::thread remover_;
 
     // Reader side: the node's thread pops, tickets end anywhere.
     std::mutex reader_mutex_;

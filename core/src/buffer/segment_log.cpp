@@ -296,19 +296,63 @@ bool SegmentLog::fully_released_locked(std::uint64_t first, std::uint64_t end) c
     return first >= it->first && it->second >= end;
 }
 
-std::vector<fs::path> SegmentLog::take_deletable_locked() {
-    std::vector<fs::path> paths;
+bool SegmentLog::doom_released_locked() {
     for (auto it = segments_.begin(); it != segments_.end();) {
         if (it->sealed && fully_released_locked(it->first_seq, it->end_seq)) {
-            paths.push_back(path_of(it->id));
-            ids_in_use_.erase(it->id);
-            segment_bytes_on_disk_ -= std::min<std::uint64_t>(it->file_bytes, segment_bytes_on_disk_);
+            // Its id and bytes stay in use until the file is gone: a new segment under the same id (ids wrap
+            // around) must never be renamed into place before the old file is removed.
+            doomed_.push_back({it->id, it->file_bytes});
             it = segments_.erase(it);
         } else {
             ++it;
         }
     }
-    return paths;
+    return !doomed_.empty();
+}
+
+bool SegmentLog::remove_released() {
+    check_usable();
+    std::unique_lock removing(removing_mutex_);
+    std::vector<Doomed> doomed;
+    {
+        std::lock_guard lock(mutex_);
+        doomed.swap(doomed_);
+    }
+    if (doomed.empty()) return false;
+    // The synced ledger first: a segment is deleted only once its release is durable, so its records can
+    // never reappear after a crash, and its seqs are never taken for damage next to the gap it leaves
+    // (once per segment, so cheap).
+    try {
+        persist_ledger(Persist::durable);
+    } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch)
+        // A full disk: deleting is what frees it, and is safe in either order (README.md).
+    }
+    std::size_t removed = 0;
+    try {
+        for (; removed < doomed.size(); ++removed) {
+            try {
+                files_.remove(path_of(doomed[removed].id));
+            } catch (const FileError& e) {
+                if (e.error() != ENOENT) throw WriteFailed(e);
+            }
+        }
+    } catch (...) {
+        // Its records are released (the ledger says so), so the next open() deletes it; until then its id and
+        // bytes stay in use.
+        std::lock_guard lock(mutex_);
+        for (std::size_t i = 0; i < removed; ++i)
+            forget_removed_locked(doomed[i]);
+        throw;
+    }
+    std::lock_guard lock(mutex_);
+    for (const auto& d : doomed)
+        forget_removed_locked(d);
+    return true;
+}
+
+void SegmentLog::forget_removed_locked(const Doomed& d) {
+    ids_in_use_.erase(d.id);
+    segment_bytes_on_disk_ -= std::min<std::uint64_t>(d.bytes, segment_bytes_on_disk_);
 }
 
 // Ledger v1: magic[8] | u32 version | u32 ranges | u64 next_seq | ranges x (u64 start, u64 end) | u32 crc32
@@ -720,7 +764,7 @@ RecoveryReport SegmentLog::open() {
         segment_bytes_on_disk_ += seg.file_bytes;
     // Ids follow the newest segment; a new directory starts at 0.
     last_id_ = segments_.empty() ? options_.max_segment_ids - 1 : segments_.back().id;
-    const std::vector<fs::path> deletable = take_deletable_locked();
+    doom_released_locked();
 
     next_seq_ = next;
     synced_end_ = next;
@@ -731,7 +775,6 @@ RecoveryReport SegmentLog::open() {
         overflow_ = true;  // the backlog is read from the files, new records wait behind it
     }
     report.records = live_records_;
-    report.bytes = segment_bytes_on_disk_;
     report.segments = segments_.size();
     report.next_seq = next;
     set_aside_ = report.records_set_aside;
@@ -748,8 +791,8 @@ RecoveryReport SegmentLog::open() {
         if (e.error() != ENOSPC && e.error() != EDQUOT) throw;
     }
     if (merged && recent) files_.remove(recent_path);  // now in the synced ledger
-    for (const auto& path : deletable)
-        files_.remove(path);
+    remove_released();
+    report.bytes = segment_bytes_on_disk_;
     return report;
 }
 
@@ -815,7 +858,8 @@ SegmentLog::Append SegmentLog::append(std::string_view payload, std::uint64_t& s
     active_size_ += record_size;
     // sync_written() takes these down from another thread.
     staged_bytes_.fetch_add(record_size, std::memory_order_relaxed);
-    if (staged_records_.fetch_add(1, std::memory_order_relaxed) == 0) oldest_staged_ms_.store(ms, std::memory_order_relaxed);
+    if (staged_records_.fetch_add(1, std::memory_order_relaxed) == 0)
+        oldest_staged_ms_.store(ms, std::memory_order_relaxed);
     seq_out = seq;
     return Append::ok;
 }
@@ -1149,10 +1193,10 @@ std::size_t SegmentLog::read_from_files(std::vector<Record>& out, std::size_t ma
     return n;
 }
 
-void SegmentLog::release(std::uint64_t first_seq, std::uint64_t count) {
+bool SegmentLog::release(std::uint64_t first_seq, std::uint64_t count) {
     check_usable();
-    if (count == 0) return;
-    std::vector<fs::path> deletable;
+    if (count == 0) return false;
+    bool doomed = false;
     {
         std::lock_guard lock(mutex_);
         if (first_seq > handed_end_ || count > handed_end_ - first_seq)
@@ -1163,30 +1207,17 @@ void SegmentLog::release(std::uint64_t first_seq, std::uint64_t count) {
         std::uint64_t added = mark_released_locked(first_seq, first_seq + count);
         live_records_ -= std::min(live_records_, added);
         released_since_ledger_ += added;
-        deletable = take_deletable_locked();
+        doomed = doom_released_locked();
     }
-    if (!deletable.empty()) {
-        // The synced ledger first: a segment is deleted only once its release is durable, so its records can
-        // never reappear after a crash, and its seqs are never taken for damage next to the gap it leaves
-        // (once per segment, so cheap).
-        try {
-            persist_ledger(Persist::durable);
-        } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch)
-            // A full disk: deleting is what frees it, and is safe in either order (README.md).
-        }
-    }
-    for (const auto& path : deletable) {
-        try {
-            files_.remove(path);
-        } catch (const FileError& e) {
-            // Its records are released (the ledger says so), so the next open() deletes it.
-            if (e.error() != ENOENT) throw WriteFailed(e);
-        }
+    if (doomed && !options_.deferred_removal) {
+        remove_released();
+        doomed = false;
     }
     try {
         persist_ledger(Persist::periodic);
     } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch): kept dirty; checkpoint() reports it
     }
+    return doomed;
 }
 
 SegmentLog::Stats SegmentLog::stats() const {

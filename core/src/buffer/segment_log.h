@@ -63,6 +63,9 @@ struct SegmentLogOptions {
     // stays this small, and a crash loop faster than ledger_interval cannot grow it from run to run.
     std::uint64_t ledger_every_records = 4096;
     std::uint64_t max_segment_ids = std::uint64_t{1} << 32;  // segment file ids wrap around modulo this
+    // true: release() leaves deleting released segments (a synced ledger and an unlink that frees the file's
+    // pages, milliseconds for a 32 MiB segment) to remove_released(), for a thread other than the reader's.
+    bool deferred_removal = false;
 };
 
 // Thrown for a file this version cannot read (a newer format version); never guessed at.
@@ -166,9 +169,13 @@ public:
     enum class Take { taken, not_yet, passed };
     Take take_front(std::uint64_t first_seq, std::uint64_t count);
     // The records [first_seq, first_seq + count) were delivered; in any order, any grouping, repeats are
-    // harmless. A segment is deleted once all its records are released (the ledger is written first).
+    // harmless. A segment is deleted once all its records are released (the synced ledger is written first):
+    // here, or with deferred_removal by remove_released(), and then release() returns true when one waits.
     // Throws std::out_of_range for records not handed out yet, SyncFailed when writing the ledger fails so.
-    void release(std::uint64_t first_seq, std::uint64_t count);
+    bool release(std::uint64_t first_seq, std::uint64_t count);
+    // Deletes the segments whose records are all released; returns whether there were any. Throws
+    // WriteFailed (the file stays, and the next open() deletes it), SyncFailed.
+    bool remove_released();
     // Persists the release state now (when it changed): after it returns, released records do not come back
     // after a crash. Call it when the reader goes idle. Throws WriteFailed or SyncFailed.
     void checkpoint();
@@ -203,7 +210,12 @@ private:
     std::uint64_t mark_released_locked(std::uint64_t first, std::uint64_t end);
     bool released_locked(std::uint64_t seq) const;
     bool fully_released_locked(std::uint64_t first, std::uint64_t end) const;
-    std::vector<std::filesystem::path> take_deletable_locked();
+    struct Doomed {
+        std::uint64_t id;
+        std::uint64_t bytes;
+    };
+    bool doom_released_locked();  // moves fully released, sealed segments to doomed_
+    void forget_removed_locked(const Doomed& d);
     std::size_t read_from_files(std::vector<Record>& out, std::size_t max_records);
     void rollback_staged();
     std::filesystem::path path_of(std::uint64_t id) const;
@@ -216,8 +228,9 @@ private:
 
     // Shared state, under mutex_.
     mutable std::mutex mutex_;
-    std::deque<Segment> segments_;  // by first_seq; only what is synced
-    std::set<std::uint64_t> ids_in_use_;
+    std::deque<Segment> segments_;                     // by first_seq; only what is synced
+    std::set<std::uint64_t> ids_in_use_;               // segments_, what is staged or written, and doomed_
+    std::vector<Doomed> doomed_;                       // released segments waiting for remove_released()
     std::map<std::uint64_t, std::uint64_t> released_;  // [start, end) ranges of released sequence numbers
     std::uint64_t ledger_changes_ = 0;                 // counts changes of the release state
     std::uint64_t ledger_written_changes_ = 0;         // ... as of the last ledger write
@@ -254,8 +267,10 @@ private:
     std::vector<StagedRecord> spare_records_;
     std::atomic<std::int64_t> oldest_staged_ms_{0};
     std::atomic<std::uint64_t> segment_bytes_on_disk_{0};  // written under mutex_
-    std::atomic<std::uint64_t> staged_bytes_{0};  // appended and not yet synced (staged or written)
+    std::atomic<std::uint64_t> staged_bytes_{0};           // appended and not yet synced (staged or written)
     std::atomic<std::uint64_t> staged_records_{0};
+
+    std::mutex removing_mutex_;  // one remove_released() at a time
 
     // Ledger writes (either thread), under ledger_mutex_; never held with mutex_ during I/O.
     std::mutex ledger_mutex_;

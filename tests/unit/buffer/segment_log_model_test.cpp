@@ -45,13 +45,15 @@ public:
         options_.max_segment_ids = pick(2, 9);
         options_.memory_window_bytes = pick(0, 400);
         options_.memory_window_payloads = pick(0, 1) == 0;
+        options_.deferred_removal = pick(0, 1) == 0;
         options_.read_chunk_bytes = pick(1, 3) * 4096;
         options_.ledger_interval = std::chrono::milliseconds(pick(0, 1) == 0 ? 0 : 3600 * 1000);
         // Unsynced ledger updates (ledger.recent) every few releases, or (practically) never.
         options_.ledger_every_records = pick(0, 1) == 0 ? pick(1, 8) : 4096;
         trace_ << "seed " << seed << " segment_bytes " << options_.segment_bytes << " max_bytes " << options_.max_bytes
                << " ids " << options_.max_segment_ids << " window " << options_.memory_window_bytes
-               << (options_.memory_window_payloads ? "" : " (positions)") << " ledger "
+               << (options_.memory_window_payloads ? "" : " (positions)")
+               << (options_.deferred_removal ? " deferred removal" : "") << " ledger "
                << options_.ledger_interval.count() << " ms / " << options_.ledger_every_records << " records\n";
     }
 
@@ -109,6 +111,9 @@ private:
             take(pick(1, 6));
         } else if (dice < 77) {
             release();
+        } else if (dice < 78) {
+            note("remove released");
+            log_->remove_released();
         } else if (dice < 80) {
             note("checkpoint");
             log_->checkpoint();

@@ -1,6 +1,12 @@
 #include "cli/commands.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstring>
 #include <ctime>
 #include <iomanip>
 #include <iostream>
@@ -128,19 +134,31 @@ int command_run(const std::string& file, const CliOptions& options) {
     // SIGINT/SIGTERM/SIGHUP are blocked in every thread (see main); this one takes them. The first SIGINT or
     // SIGTERM starts the drain, a second one exits at once; SIGHUP reloads the file, on a thread of its own so
     // that a stop is still heard during a long drain.
-    std::atomic<bool> finished{false};
     std::vector<std::thread> reloads;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    // The signals arrive on a descriptor, next to one that ends the thread the moment the run is over (a
+    // timed wait would hold every exit up by its timeout).
+    const int signal_fd = ::signalfd(-1, &set, SFD_CLOEXEC);
+    const int wake_fd = ::eventfd(0, EFD_CLOEXEC);
+    if (signal_fd < 0 || wake_fd < 0) {
+        log.write(LogLevel::error, "", std::string("cannot watch for signals: ") + std::strerror(errno));
+        for (int fd : {signal_fd, wake_fd})
+            if (fd >= 0) ::close(fd);
+        return App::EXIT_OSERR;
+    }
     std::thread signals([&] {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGTERM);
-        sigaddset(&set, SIGHUP);
-        timespec poll{0, 200'000'000};
         int received = 0;
-        while (!finished) {
-            int sig = sigtimedwait(&set, nullptr, &poll);
-            if (sig <= 0) continue;
+        for (;;) {
+            pollfd fds[2] = {{signal_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+            if (::poll(fds, 2, -1) < 0) continue;  // EINTR
+            if (fds[1].revents != 0) return;
+            signalfd_siginfo info{};
+            if (::read(signal_fd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
+            const int sig = static_cast<int>(info.ssi_signo);
             if (sig == SIGHUP) {
                 log.write(LogLevel::info, "", "SIGHUP: reloading " + file);
                 reloads.emplace_back([&] { reload_file(); });
@@ -156,6 +174,15 @@ int command_run(const std::string& file, const CliOptions& options) {
             }
         }
     });
+    const auto stop_signals = [&] {
+        const std::uint64_t one = 1;
+        if (::write(wake_fd, &one, sizeof one) < 0) std::_Exit(70);  // cannot happen: the counter is far from full
+        signals.join();
+        ::close(signal_fd);
+        ::close(wake_fd);
+        for (auto& r : reloads)
+            r.join();
+    };
 
     // The admin server starts before the graph, so /readyz says "starting" rather than refusing connections.
     std::unique_ptr<AdminServer> admin;
@@ -166,10 +193,7 @@ int command_run(const std::string& file, const CliOptions& options) {
             admin->start();
         } catch (const std::exception& e) {
             log.write(LogLevel::error, "", std::string(e.what()) + "; nothing was started");
-            finished = true;
-            signals.join();
-            for (auto& r : reloads)
-                r.join();
+            stop_signals();
             return App::EXIT_SOFTWARE;
         }
     }
@@ -178,10 +202,7 @@ int command_run(const std::string& file, const CliOptions& options) {
     SystemdNotifier systemd(runtime, log);  // READY=1 once running, under systemd only
     RunResult result = runtime.run();
     if (admin) admin->stop();
-    finished = true;
-    signals.join();
-    for (auto& r : reloads)
-        r.join();
+    stop_signals();
     if (!result.unfinished.empty()) {
         // Threads of unfinished nodes still use the runtime; leave without destroying anything.
         std::cerr.flush();

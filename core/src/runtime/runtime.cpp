@@ -339,13 +339,14 @@ void Runtime::report_error(Node& node, const std::string& what, const std::excep
 
 void Runtime::report_drops(Node& node, std::uint64_t& reported, steady::time_point& last_report) {
     // What the node lost or its input dropped; what a filter or sink discards on purpose is not news.
-    std::uint64_t dropped = node.metrics.input_discarded.value() + node.metrics.lost.value();
+    const NodeMetrics::Account a = node.metrics.account();
+    const std::uint64_t dropped = a.queue_full + a.node_failed;
     if (dropped == reported) return;
     auto now = steady::now();
     if (now - last_report < std::chrono::seconds(1)) return;
-    node.logger.warn("dropped ", dropped - reported, " events (",
-                     node.failed ? "the node has failed" : "input buffer full, when_full is drop_newest", "); ",
-                     dropped, " in all");
+    node.logger.warn("dropped ", dropped - reported, " events; ", dropped, " in all: ", a.queue_full,
+                     " refused by the full input (when_full is drop_newest), ", a.node_failed,
+                     node.failed ? " lost (the node has failed)" : " lost (the node threw, or its sink lost them)");
     reported = dropped;
     last_report = now;
 }

@@ -504,6 +504,19 @@ TEST_F(AdminTest, EveryNodeAccountsForWhatItReceived) {
         EXPECT_EQ(a.in_flight, 0) << node;
     }
     EXPECT_GT(accounts.at("slow").discarded.at("queue_full"), 0) << "the slow sink's input never filled";
+    // Vector's label for dashboards that split what configuration asked for from what went wrong.
+    EXPECT_NE(
+        scrape.body.find("hubflow_component_discarded_events_total{component_id=\"dedupe\",component_kind=\"filter\","
+                         "component_type=\"dedupe\",reason=\"filtered\",intentional=\"true\"} " +
+                         std::to_string(count - unique) + "\n"),
+        std::string::npos)
+        << scrape.body;
+    EXPECT_NE(
+        scrape.body.find("component_id=\"hook\",component_kind=\"sink\",component_type=\"webhook\",reason=\"refused\","
+                         "intentional=\"false\"} " +
+                         std::to_string(receiver.refused) + "\n"),
+        std::string::npos)
+        << scrape.body;
     EXPECT_EQ(accounts.at("gen").sent.at(""), count);
     EXPECT_EQ(accounts.at("gen").discarded.at("node_failed"), 0);
     EXPECT_EQ(accounts.at("fan").sent.at("all"), count);

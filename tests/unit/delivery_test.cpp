@@ -461,7 +461,11 @@ TEST_F(DiskBufferNodeTest, APluginBuiltForSdk11LoadsAndDeliversWhenWriteReturns)
 // The account of every filter and sink: received = finished + discarded + in flight, with each way an event can
 // end counted under its reason. The tracked source's batches hold 3 events: two entries and one incident.
 TEST_F(DeliveryTest, EveryNodeAccountsForEachEventItReceivedOnce) {
-    PipelineSpec spec = load(R"({"sources": {"in": {"type": "tracked", "batches": 20}},
+    const auto dir = std::filesystem::temp_directory_path() / ("hubflow-account-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    PipelineSpec spec =
+        load(R"({"data_dir": ")" + dir.string() + R"(", "sources": {"in": {"type": "tracked", "batches": 20}},
         "filters": {"split": {"type": "split", "inputs": ["in"]},
                     "keep": {"type": "keep_entries", "inputs": ["in"]},
                     "none": {"type": "drop_all", "inputs": ["in"]},
@@ -470,7 +474,9 @@ TEST_F(DeliveryTest, EveryNodeAccountsForEachEventItReceivedOnce) {
                   "no": {"type": "acking", "mode": "refuse", "inputs": ["keep.b"]},
                   "gone": {"type": "acking", "mode": "lose", "inputs": ["split.incidents"]},
                   "later": {"type": "acking", "mode": "hold", "inputs": ["split.entries"]},
-                  "plain": {"type": "store", "inputs": ["twice"]}}})");
+                  "plain": {"type": "store", "inputs": ["twice"]},
+                  "stored": {"type": "store", "inputs": ["in"],
+                             "buffer": {"type": "disk", "max_bytes": 1048576}}}})");
     Runtime rt(spec, registry, log);
     ASSERT_TRUE(rt.build());
     rt.run();
@@ -488,6 +494,7 @@ TEST_F(DeliveryTest, EveryNodeAccountsForEachEventItReceivedOnce) {
         {"gone", {20, 0, 0, 20, 0, 0}},     // lost
         {"later", {40, 0, 0, 0, 0, 40}},    // held, not settled: in flight after the graph finished
         {"plain", {120, 120, 0, 0, 0, 0}},  // a plain sink delivered when write() returned
+        {"stored", {60, 60, 0, 0, 0, 0}},   // behind a disk buffer: received when taken from it
     };
     auto check = [&](const std::map<std::string, Expected>& want) {
         for (const auto& [node, e] : want) {
@@ -510,4 +517,5 @@ TEST_F(DeliveryTest, EveryNodeAccountsForEachEventItReceivedOnce) {
         if (n.name == "ok" || n.name == "plain") {
             EXPECT_EQ(n.sent.at(""), n.account.finished) << n.name;
         }
+    std::filesystem::remove_all(dir);
 }

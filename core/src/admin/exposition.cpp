@@ -154,17 +154,24 @@ std::string render_metrics(const RuntimeStatus& status, const ProcessStats& proc
                 "hubflow_component_sent_events",
                 "events a component emitted on an output, or a sink took without error (output \"\" is the default)",
                 with("output", output), sent);
-        const std::string discarded_help =
-            "events a component or its input discarded: filtered (a filter dropped them on purpose), queue_full "
-            "(a full input under when_full drop_newest), node_failed (the node failed or threw holding them, or a "
-            "sink lost them), refused (a sink refused them for good)";
+        // Vector's `intentional` label too: what configuration asked for (a filter's drop, drop_newest) against
+        // what went wrong.
+        const auto discarded = [&](const char* reason, bool intentional, std::uint64_t v) {
+            Labels l = with("reason", reason);
+            l.emplace_back("intentional", intentional ? "true" : "false");
+            w.counter("hubflow_component_discarded_events",
+                      "events a component or its input discarded: filtered (a filter dropped them on purpose), "
+                      "queue_full (a full input under when_full drop_newest), node_failed (the node failed or threw "
+                      "holding them, or a sink lost them), refused (a sink refused them for good)",
+                      l, v);
+        };
         if (consumer) {
-            w.counter("hubflow_component_discarded_events", discarded_help, with("reason", "filtered"), a.filtered);
-            w.counter("hubflow_component_discarded_events", discarded_help, with("reason", "queue_full"), a.queue_full);
+            discarded("filtered", true, a.filtered);
+            discarded("queue_full", true, a.queue_full);
         }
-        w.counter("hubflow_component_discarded_events", discarded_help, with("reason", "node_failed"), a.node_failed);
+        discarded("node_failed", false, a.node_failed);
         if (consumer) {
-            w.counter("hubflow_component_discarded_events", discarded_help, with("reason", "refused"), a.refused);
+            discarded("refused", false, a.refused);
             w.gauge("hubflow_component_in_flight_events",
                     "events a component received and has neither finished nor discarded yet", id,
                     static_cast<double>(a.in_flight));

@@ -2,7 +2,15 @@
 // drain, new ones start, and the nodes that stay see every event exactly once.
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -43,6 +51,114 @@ private:
     Context* ctx_ = nullptr;
 };
 
+// Serves a one-line greeting to every connection on `listen`, from the socket the host keeps for it.
+class GreetSink final : public Sink {
+public:
+    static ComponentDescription describe() {
+        return {"greet",
+                ComponentKind::sink,
+                "greets whoever connects",
+                {{.name = "listen",
+                  .type = FieldType::string,
+                  .required = true,
+                  .doc = "address",
+                  .claim = Claim::listen_address},
+                 {.name = "greeting", .type = FieldType::string, .default_json = R"("hello")", .doc = "what to say"}}};
+    }
+    void configure(const ConfigView& c, Context& ctx) override {
+        ctx_ = &ctx;
+        listen_ = c.string("listen");
+        greeting_ = c.string("greeting") + "\n";
+    }
+    void start() override {
+        fd_ = ctx_->listening_socket(listen_);
+        port.store(bound_port(fd_));
+        serving_ = std::thread([this] {
+            while (!done_) {
+                pollfd p{fd_, POLLIN, 0};
+                if (::poll(&p, 1, 20) <= 0) continue;
+                const int client = ::accept(fd_, nullptr, nullptr);
+                if (client < 0) continue;
+                (void)!::write(client, greeting_.data(), greeting_.size());
+                ::close(client);
+            }
+        });
+    }
+    void write(const EventBatch&) override {}
+    void stop() override {
+        done_ = true;
+        if (serving_.joinable()) serving_.join();
+        ::close(fd_);
+    }
+
+    static inline std::atomic<int> port{0};
+
+private:
+    Context* ctx_ = nullptr;
+    std::string listen_;
+    std::string greeting_;
+    int fd_ = -1;
+    std::atomic<bool> done_{false};
+    std::thread serving_;
+};
+
+// Connects to 127.0.0.1:port again and again, counting each greeting and every refused connection.
+class Caller {
+public:
+    explicit Caller(int port) : port_(port), thread_([this] { loop(); }) {}
+    ~Caller() { stop(); }
+    void stop() {
+        done_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    int refused() const { return refused_.load(); }
+    int heard(const std::string& greeting) {
+        std::lock_guard lock(mutex_);
+        return heard_[greeting];
+    }
+    bool wait_to_hear(const std::string& greeting, int times) {
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (heard(greeting) >= times) return true;
+            std::this_thread::sleep_for(5ms);
+        }
+        return false;
+    }
+
+private:
+    void loop() {
+        while (!done_) {
+            const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            timeval timeout{5, 0};
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+            sockaddr_in to{};
+            to.sin_family = AF_INET;
+            to.sin_port = htons(static_cast<std::uint16_t>(port_));
+            to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+                if (errno == ECONNREFUSED) ++refused_;
+                ::close(fd);
+                continue;
+            }
+            std::string text;
+            char buf[64];
+            for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+                text.append(buf, static_cast<std::size_t>(n));
+            ::close(fd);
+            if (!text.empty() && text.back() == '\n') text.pop_back();
+            std::lock_guard lock(mutex_);
+            ++heard_[text];
+        }
+    }
+
+    const int port_;
+    std::atomic<bool> done_{false};
+    std::atomic<int> refused_{0};
+    std::mutex mutex_;
+    std::map<std::string, int> heard_;
+    std::thread thread_;
+};
+
 class ReloadTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -51,7 +167,9 @@ protected:
         registry.add_builtin<SplitFilter>();
         registry.add_builtin<PassFilter>();
         registry.add_builtin<StoreSink>();
+        registry.add_builtin<GreetSink>();
         StoreSink::released = true;
+        GreetSink::port = 0;
     }
     void TearDown() override { recorder = nullptr; }
 
@@ -165,4 +283,49 @@ TEST_F(ReloadTest, RemovedNodesDrainNewOnesStartAndABadFileChangesNothing) {
     }
     EXPECT_EQ(missing, 0u);
     EXPECT_EQ(repeated, 0u);
+}
+
+TEST_F(ReloadTest, AChangedNodeHandsItsListeningSocketToItsSuccessorAndNoConnectionIsRefused) {
+    const auto pipeline = [](const std::string& greet) {
+        return R"({"sources": {"seq": {"type": "sequence"}},
+            "sinks": {"a": {"type": "store", "inputs": ["seq"]})" +
+               greet + "}}";
+    };
+    const std::string greet_one = R"(, "hi": {"type": "greet", "inputs": ["seq"], "listen": "127.0.0.1:0",
+                                          "greeting": "one"})";
+    const std::string greet_two = R"(, "hi": {"type": "greet", "inputs": ["seq"], "listen": "127.0.0.1:0",
+                                          "greeting": "two"})";
+    const PipelineSpec first = load(pipeline(greet_one));  // the runtime keeps a reference to it
+    Runtime rt(first, registry, log);
+    ASSERT_TRUE(rt.build());
+    std::thread running([&] { rt.run(); });
+    ASSERT_TRUE(rec.wait_until([](auto& r) { return r["a"].size() > 10; }));
+    const int port = GreetSink::port.load();
+    ASSERT_GT(port, 0);
+
+    Caller caller(port);
+    ASSERT_TRUE(caller.wait_to_hear("one", 20));
+    // Changed (another greeting), same address: the successor serves on the same socket, port 0 included.
+    ReloadReport r = rt.reload(load(pipeline(greet_two)));
+    ASSERT_EQ(r.outcome, ReloadReport::Outcome::applied) << r.summary();
+    EXPECT_EQ(r.changed, std::vector<std::string>{"hi"});
+    EXPECT_EQ(GreetSink::port.load(), port) << "the successor got a socket of its own";
+    EXPECT_TRUE(caller.wait_to_hear("two", 20));
+    caller.stop();
+    EXPECT_EQ(caller.refused(), 0) << "connections were refused while the node was replaced";
+
+    // Removed: its socket closes with it.
+    ReloadReport removed = rt.reload(load(pipeline("")));
+    ASSERT_EQ(removed.outcome, ReloadReport::Outcome::applied) << removed.summary();
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_NE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+    EXPECT_EQ(errno, ECONNREFUSED);
+    ::close(fd);
+
+    rt.request_stop();
+    running.join();
 }

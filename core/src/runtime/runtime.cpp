@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 #include <shared_mutex>
+#include <utility>
 
 #include "buffer/disk_buffer.h"
 #include "runtime/batch_recycler.h"
@@ -11,6 +12,89 @@ namespace hubflow::core {
 
 namespace fs = std::filesystem;
 using steady = std::chrono::steady_clock;
+
+namespace {
+
+// The host's side of one batch given to an acknowledging sink: counts each event the sink settles in the node's
+// account, and passes the settlement on to the batch's ticket when somebody tracks it. Every batch gets one,
+// tracked or not, since the account needs what the sink says either way. Frees itself with the batch's last
+// event, as a Ticket does.
+class Settlement final : public detail::DeliveryTicket {
+public:
+    // A node's settlements that are not settled yet. A sink may leave events unsettled when it stops (they were
+    // not delivered); once its component is gone nobody can settle them, and lose_all() ends them instead of
+    // letting them leak.
+    class Open {
+    public:
+        Settlement* open(NodeMetrics& metrics, Ticket* ticket, std::size_t events) {
+            auto* s = new Settlement(this, metrics, ticket, events);
+            std::lock_guard lock(mutex_);
+            s->next_ = first_;
+            if (first_) first_->prev_ = s;
+            first_ = s;
+            return s;
+        }
+        // Only once no sink can settle any more.
+        void lose_all() {
+            Settlement* s = nullptr;
+            {
+                std::lock_guard lock(mutex_);
+                s = std::exchange(first_, nullptr);
+                for (Settlement* t = s; t; t = t->next_)
+                    t->open_ = nullptr;
+            }
+            while (s) {
+                Settlement* next = s->next_;
+                s->resolve(s->pending_.load(std::memory_order_acquire), Resolution::lost);  // frees s
+                s = next;
+            }
+        }
+
+    private:
+        friend class Settlement;
+        void close(Settlement* s) {
+            std::lock_guard lock(mutex_);
+            if (s->prev_)
+                s->prev_->next_ = s->next_;
+            else
+                first_ = s->next_;
+            if (s->next_) s->next_->prev_ = s->prev_;
+        }
+        std::mutex mutex_;
+        Settlement* first_ = nullptr;
+    };
+
+    void resolve(std::size_t events, Resolution how) override {
+        switch (how) {
+            case Resolution::delivered:
+                metrics_.finished.add(events);
+                break;
+            case Resolution::refused:
+                metrics_.refused.add(events);
+                break;
+            case Resolution::lost:
+                metrics_.lost.add(events);
+                break;
+        }
+        if (ticket_) ticket_->resolve(events, how);
+        if (pending_.fetch_sub(events, std::memory_order_acq_rel) != events) return;
+        if (open_) open_->close(this);
+        delete this;
+    }
+
+private:
+    Settlement(Open* open, NodeMetrics& metrics, Ticket* ticket, std::size_t events)
+        : open_(open), metrics_(metrics), ticket_(ticket), pending_(events) {}
+    ~Settlement() = default;
+    Open* open_;  // null once lose_all() took it
+    Settlement* prev_ = nullptr;
+    Settlement* next_ = nullptr;
+    NodeMetrics& metrics_;
+    Ticket* const ticket_;
+    std::atomic<std::size_t> pending_;
+};
+
+}  // namespace
 
 struct Runtime::Node {
     const NodeSpec spec;  // a copy: a reload replaces the pipeline, not the nodes that stay
@@ -22,6 +106,7 @@ struct Runtime::Node {
     Filter* filter = nullptr;
     Sink* sink = nullptr;
     AcknowledgingSink* acknowledging_sink = nullptr;  // SDK 1.2 sinks that settle batches themselves
+    Settlement::Open settlements;                     // an acknowledging sink's batches not settled yet
     std::unique_ptr<NodeInput> input;
     std::set<std::string> declared_outputs = {""};
     // Where this node's batches go. Read by the node's own thread in emit() and finish(), changed by a reload:
@@ -73,6 +158,10 @@ public:
     Logger& log() override { return node_.logger; }
     Metrics& metrics() override { return node_.metrics; }
     const Clock& clock() const override { return runtime_.clock_; }
+
+    int listening_socket(const std::string& address) override {
+        return runtime_.listeners_.acquire(node_.spec.name, address);
+    }
 
     fs::path data_dir() override {
         fs::path dir = runtime_.data_dir_ / node_.spec.name;
@@ -176,6 +265,9 @@ Runtime::~Runtime() {
     // Components go before the queues and contexts they may reference.
     for (auto& n : nodes_)
         n->component.reset();
+    // What a sink took and never settled was not delivered; with the sink gone, it is settled lost now.
+    for (auto& n : nodes_)
+        n->settlements.lose_all();
     // Whatever is still queued is settled lost while every origin (a disk buffer elsewhere) still exists.
     for (auto& n : nodes_)
         if (n->input) n->input->discard();
@@ -386,42 +478,6 @@ void Runtime::run_source(Node& node) {
     finish(node);
 }
 
-namespace {
-
-// The host's side of one batch given to an acknowledging sink: counts each event the sink settles in the node's
-// account, and passes the settlement on to the batch's ticket when somebody tracks it. Every batch gets one,
-// tracked or not, since the account needs what the sink says either way. Frees itself with the batch's last
-// event, as a Ticket does.
-class Settlement final : public detail::DeliveryTicket {
-public:
-    Settlement(NodeMetrics& metrics, Ticket* ticket, std::size_t events)
-        : metrics_(metrics), ticket_(ticket), pending_(events) {}
-
-    void resolve(std::size_t events, Resolution how) override {
-        switch (how) {
-            case Resolution::delivered:
-                metrics_.finished.add(events);
-                break;
-            case Resolution::refused:
-                metrics_.refused.add(events);
-                break;
-            case Resolution::lost:
-                metrics_.lost.add(events);
-                break;
-        }
-        if (ticket_) ticket_->resolve(events, how);
-        if (pending_.fetch_sub(events, std::memory_order_acq_rel) == events) delete this;
-    }
-
-private:
-    ~Settlement() = default;
-    NodeMetrics& metrics_;
-    Ticket* const ticket_;
-    std::atomic<std::size_t> pending_;
-};
-
-}  // namespace
-
 // Hands one batch to the node, settles the node's part of its ticket, and counts how the batch's events ended
 // (NodeMetrics):
 // - a plain sink has delivered them when write() returns, and lost them when it throws or fails;
@@ -442,7 +498,7 @@ void Runtime::consume(Node& node, const SharedBatch& batch, Ticket* ticket) {
     try {
         if (node.acknowledging_sink) {
             if (ticket) ticket->add(events);
-            BatchAck ack = events ? BatchAck(new Settlement(node.metrics, ticket, events)) : BatchAck{};
+            BatchAck ack = events ? BatchAck(node.settlements.open(node.metrics, ticket, events)) : BatchAck{};
             node.acknowledging_sink->deliver(*batch, ack);
         } else if (node.sink) {
             node.sink->write(*batch);
@@ -892,6 +948,11 @@ ReloadReport Runtime::reload(const PipelineSpec& next) {
         std::lock_guard lock(nodes_mutex_);
         for (auto& node : fresh)
             nodes_.push_back(std::move(node));
+        // Sockets of removed and renamed nodes close now; a successor has taken over its predecessor's.
+        std::set<std::string> running;
+        for (auto& n : nodes_)
+            if (!n->retired) running.insert(n->spec.name);
+        listeners_.keep_only(running);
     }
     report.outcome = ReloadReport::Outcome::applied;
     log_.write(LogLevel::info, "", report.summary());

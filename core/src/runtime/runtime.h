@@ -21,6 +21,7 @@
 #include "plugins/component_registry.h"
 #include "runtime/batch_queue.h"
 #include "runtime/delivery_tracking.h"
+#include "runtime/listeners.h"
 #include "runtime/log.h"
 #include "runtime/node_input.h"
 #include "runtime/node_metrics.h"
@@ -151,6 +152,7 @@ private:
     const Clock& clock_;
     const std::filesystem::path data_dir_;
     const std::chrono::milliseconds grace_period_;
+    Listeners listeners_;  // the nodes' listening sockets, kept across reloads
     // Nodes and edges are only ever added (a reload marks the ones it replaces retired), so threads may keep
     // pointers to them; the lists themselves change under nodes_mutex_.
     mutable std::mutex nodes_mutex_;

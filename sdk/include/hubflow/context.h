@@ -14,6 +14,7 @@
 
 #include "hubflow/delivery.h"
 #include "hubflow/event.h"
+#include "hubflow/listening_socket.h"
 
 namespace hubflow {
 
@@ -139,6 +140,17 @@ public:
         (void)listener;
         return false;
     }
+
+    // ---- SDK 1.3: appended after the 1.2 slots.
+
+    // A listening TCP socket on `address` ("host:port", "[v6]:port"; port 0 picks a free port) for a node that
+    // serves clients, as a descriptor the caller owns and closes (non-blocking mode is the caller's choice; it
+    // is shared with the host's copy). The host binds it once and keeps it while the running graph has a node
+    // of this name using the address, so when a reload replaces the node, its successor gets the same socket:
+    // connections made in between wait in the backlog instead of being refused, and port 0 keeps its port.
+    // Call it from start(). Throws std::runtime_error naming the address when it cannot be bound. Without a
+    // host that keeps sockets (a test context) it binds a fresh one each time.
+    virtual int listening_socket(const std::string& address) { return bind_listening_socket(address); }
 };
 
 }  // namespace hubflow

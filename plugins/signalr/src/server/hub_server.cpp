@@ -1,6 +1,7 @@
 #include "server/hub_server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -33,6 +34,7 @@
 
 #include "history/history_endpoint.h"
 #include "history/history_query.h"
+#include "hubflow/listening_socket.h"
 #include "protocol/hub_protocol.h"
 #include "protocol/msgpack_protocol.h"
 #include "protocol/websocket.h"
@@ -1048,7 +1050,7 @@ HubServer::~HubServer() {
     stop();
 }
 
-void HubServer::start() {
+void HubServer::start(int listen_fd) {
     if (!settings_.tls_cert.empty()) {
         // Poco's Context loads and checks the certificate chain and key; the loops drive OpenSSL directly on
         // their non-blocking sockets (Poco 1.11's SecureStreamSocket cannot be used non-blocking on a server).
@@ -1064,22 +1066,10 @@ void HubServer::start() {
                                      settings_.tls_key + "': " + e.displayText());
         }
     }
-    Poco::Net::SocketAddress address;
-    try {
-        address = Poco::Net::SocketAddress(settings_.listen);
-    } catch (const std::exception& e) {
-        throw std::runtime_error("cannot parse listen address '" + settings_.listen + "': " + e.what());
-    }
-    listen_fd_ = ::socket(address.family() == Poco::Net::SocketAddress::IPv6 ? AF_INET6 : AF_INET,
-                          SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(listen_fd_, address.addr(), address.length()) != 0 || ::listen(listen_fd_, 4096) != 0) {
-        std::string why = std::strerror(errno);
-        ::close(listen_fd_);
-        listen_fd_ = -1;
-        throw std::runtime_error("cannot listen on " + settings_.listen + ": " + why);
-    }
+    listen_fd_ = listen_fd >= 0 ? listen_fd : bind_listening_socket(settings_.listen);
+    // The loops accept until they would block (the descriptor may be shared with the host's copy, which
+    // never accepts).
+    ::fcntl(listen_fd_, F_SETFL, ::fcntl(listen_fd_, F_GETFL) | O_NONBLOCK);
     sockaddr_storage bound{};
     socklen_t len = sizeof bound;
     getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);

@@ -64,8 +64,9 @@ public:
     // Before start(): also answer GET /v1.1/sites/{site}/entries and /incidents on this listener.
     void serve_history(std::shared_ptr<HistoryEndpoint> history) { history_ = std::move(history); }
 
-    // Binds and starts the loops; throws std::runtime_error naming the address when it cannot listen.
-    void start();
+    // Starts the loops on `listen_fd` (a listening socket it then owns), or binds settings.listen itself when
+    // it is -1; throws std::runtime_error naming the address when it cannot listen.
+    void start(int listen_fd = -1);
     bool tls() const { return !tls_.isNull(); }
     // The address actually bound ("127.0.0.1:41234" when the port was 0).
     std::string bound_address() const { return bound_address_; }

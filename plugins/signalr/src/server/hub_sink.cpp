@@ -211,7 +211,9 @@ void HubSink::start() {
             std::make_shared<HistoryEndpoint>(endpoint_settings_, store, verifier, roles,
                                               HistoryEndpoint::load_or_create_key(history_settings_.dir.string())));
     }
-    server_->start();
+    // The host keeps the socket across a reload, so a changed hub's successor serves on it without a moment
+    // in which connections are refused.
+    server_->start(context_->listening_socket(settings_.listen));
     context_->log().info("serving /v1/hub/entries and /v1/hub/incidents on ", server_->tls() ? "wss://" : "ws://",
                          server_->bound_address());
     if (history_)

@@ -80,6 +80,44 @@ TEST_F(SystemdNotify, ReadyOnceRunningThenStoppingOnSigterm) {
     EXPECT_FALSE(sock.receive(0ms)) << "more messages than READY and STOPPING";
 }
 
+TEST_F(SystemdNotify, ReloadingThenReadyAroundASighupReload) {
+    NotifySocket sock((dir / "notify").string());
+    const std::string out = (dir / "out.jsonl").string();
+    const auto pipeline_with_rate = [&](int rate) {
+        return R"({"sources": {"gen": {"type": "generator", "rate": )" + std::to_string(rate) +
+               R"(, "seed": 5}}, "sinks": {"out": {"type": "file", "inputs": ["gen"], "path": ")" + out + R"("}}})";
+    };
+    std::string pipeline = write("p.json", pipeline_with_rate(100));
+    Process p(hubflow_bin, {"run", pipeline}, {{"NOTIFY_SOCKET", sock.path()}});
+    auto ready = sock.receive(30s);
+    ASSERT_TRUE(ready && ready->find("READY=1") != std::string::npos) << p.err();
+
+    write("p.json", pipeline_with_rate(200));  // the generator changes: a reload that applies
+    p.signal(SIGHUP);
+    auto reloading = sock.receive(30s);
+    ASSERT_TRUE(reloading) << "no message after SIGHUP; stderr:\n" << p.err();
+    EXPECT_NE(reloading->find("RELOADING=1"), std::string::npos) << *reloading;
+    EXPECT_NE(reloading->find("MONOTONIC_USEC="), std::string::npos) << *reloading;
+    auto again = sock.receive(30s);
+    ASSERT_TRUE(again) << "no READY=1 after the reload; stderr:\n" << p.err();
+    EXPECT_NE(again->find("READY=1"), std::string::npos) << *again;
+    EXPECT_NE(again->find("(reloaded)"), std::string::npos) << *again;
+
+    write("p.json", "{ not json");  // refused: still READY, saying so
+    p.signal(SIGHUP);
+    auto refused_start = sock.receive(30s);
+    ASSERT_TRUE(refused_start && refused_start->find("RELOADING=1") != std::string::npos) << p.err();
+    auto refused = sock.receive(30s);
+    ASSERT_TRUE(refused) << p.err();
+    EXPECT_NE(refused->find("READY=1"), std::string::npos) << *refused;
+    EXPECT_NE(refused->find("(reload refused)"), std::string::npos) << *refused;
+
+    p.signal(SIGTERM);
+    auto stopping = sock.receive(30s);
+    ASSERT_TRUE(stopping && stopping->find("STOPPING=1") != std::string::npos) << p.err();
+    EXPECT_EQ(p.wait(60s), 0) << p.err();
+}
+
 TEST_F(SystemdNotify, NothingWhenThePipelineIsInvalid) {
     NotifySocket sock((dir / "notify").string());
     std::string pipeline = write("p.json", R"({"sources": {"gen": {"type": "generator", "rate": "fast"}}})");

@@ -111,9 +111,12 @@ int command_run(const std::string& file, const CliOptions& options) {
         return App::EXIT_SOFTWARE;
     }
 
+    // Set once the graph runs under a service manager: a reload tells it when it begins and ends.
+    std::atomic<SystemdNotifier*> notifier{nullptr};
+
     // A reload reads the file again and validates it against the plugins already loaded; a valid one is applied
     // as a diff (Runtime::reload). Every problem is logged, and returned to the admin server's caller.
-    const auto reload_file = [&]() -> ReloadReport {
+    const auto reload_file_now = [&]() -> ReloadReport {
         ReloadReport report;
         Diagnostics diags(file);
         auto doc = read_pipeline_document(file, process_environment(), diags);
@@ -128,6 +131,14 @@ int command_run(const std::string& file, const CliOptions& options) {
         report = runtime.reload(next);
         if (report.outcome != ReloadReport::Outcome::applied)
             log.write(LogLevel::error, "", "reload refused: " + report.summary());
+        return report;
+    };
+    const auto reload_file = [&]() -> ReloadReport {
+        SystemdNotifier* systemd = notifier.load();
+        if (systemd) systemd->reloading();
+        ReloadReport report = reload_file_now();
+        if (systemd)
+            systemd->reloaded(report.outcome == ReloadReport::Outcome::applied ? "reloaded" : "reload refused");
         return report;
     };
 
@@ -200,6 +211,7 @@ int command_run(const std::string& file, const CliOptions& options) {
 
     log.write(LogLevel::info, "", "running " + file + " (" + std::to_string(p.spec.nodes.size()) + " nodes)");
     SystemdNotifier systemd(runtime, log);  // READY=1 once running, under systemd only
+    if (systemd.active()) notifier = &systemd;
     RunResult result = runtime.run();
     if (admin) admin->stop();
     stop_signals();

@@ -32,6 +32,18 @@ void SystemdNotifier::send(const std::string& state) {
                    "could not notify systemd (" + state.substr(0, state.find('\n')) + "): " + std::strerror(-r));
 }
 
+void SystemdNotifier::reloading() {
+    if (!active()) return;
+    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now().time_since_epoch());  // CLOCK_MONOTONIC, as systemd reads it
+    send("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(now.count()) + "\nSTATUS=reloading the pipeline file");
+}
+
+void SystemdNotifier::reloaded(const std::string& outcome) {
+    if (!active()) return;
+    send("READY=1\nSTATUS=running " + std::to_string(runtime_.node_names().size()) + " nodes (" + outcome + ")");
+}
+
 void SystemdNotifier::watch() {
     // The runtime publishes its phase as an atomic without a wake-up; a 50 ms look is far below what systemd's
     // start timeout (90 s by default) needs to see, and costs nothing measurable.

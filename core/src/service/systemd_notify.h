@@ -1,7 +1,7 @@
 #pragma once
-// Readiness for systemd (Type=notify): READY=1 once every node of the graph has started, STOPPING=1 when the
-// drain begins, each with a STATUS= line for `systemctl status`. Does nothing unless systemd asked for it by
-// setting NOTIFY_SOCKET, so `hubflow run` behaves the same everywhere else.
+// Readiness for systemd (Type=notify): READY=1 once every node of the graph has started, RELOADING=1 and READY=1
+// around a reload, STOPPING=1 when the drain begins, each with a STATUS= line for `systemctl status`. Does nothing
+// unless systemd asked for it by setting NOTIFY_SOCKET, so `hubflow run` behaves the same everywhere else.
 
 #include <atomic>
 #include <condition_variable>
@@ -23,6 +23,11 @@ public:
 
     // True when NOTIFY_SOCKET was set, i.e. a service manager is listening.
     bool active() const { return thread_.joinable(); }
+
+    // A reload (SIGHUP, `systemctl reload`, the admin server) begins and ends: RELOADING=1, then READY=1 again
+    // once the new graph runs or the file was refused, so `systemctl reload` waits for it and sees the outcome.
+    void reloading();
+    void reloaded(const std::string& outcome);
 
 private:
     void watch();

@@ -17,6 +17,8 @@ constexpr std::size_t max_spare_buffers = 32;
 // The log's own limit sits above the node's, so a batch admitted by the node's check is never cut off
 // half-way by the log; the node's check is what when_full applies to.
 constexpr std::uint64_t log_headroom = 64ULL << 20;
+// Releases are synced at most this often under load (see open()).
+constexpr std::chrono::milliseconds ledger_interval{200};
 }  // namespace
 
 DiskBuffer::DiskBuffer(Options options, Logger& log, Metrics& metrics, Counter& dropped,
@@ -75,7 +77,7 @@ void DiskBuffer::open() {
     o.memory_window_bytes = options_.max_staged_events * ready_events_per_staged * 1536;
     // Releases persisted at most every 200 ms (and whenever the node goes idle): a crash repeats at most that
     // much of what was delivered, for a small file rewritten and synced five times a second under load.
-    o.ledger_interval = std::chrono::milliseconds(200);
+    o.ledger_interval = ledger_interval;
     // Deleting a released segment (a synced ledger, and an unlink that frees 32 MiB of pages) is left to a
     // thread of its own, so the node's thread, which ends most batches, is not held up by it.
     o.deferred_removal = true;
@@ -450,6 +452,10 @@ void DiskBuffer::remove_loop() {
     for (;;) {
         staged_changed_.wait(lock, [&] { return discarding_ || failed_ || removal_wanted_; });
         if (discarding_ || failed_) return;  // what is left is deleted by the next open()
+        // Under load the ledger is synced every ledger_interval anyway; waiting that long lets the deletion
+        // rely on it instead of syncing a ledger of its own, between the commit groups' fdatasyncs.
+        staged_changed_.wait_for(lock, ledger_interval, [&] { return discarding_ || failed_; });
+        if (discarding_ || failed_) return;
         removal_wanted_ = false;
         lock.unlock();
         try {

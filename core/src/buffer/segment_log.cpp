@@ -301,7 +301,7 @@ bool SegmentLog::doom_released_locked() {
         if (it->sealed && fully_released_locked(it->first_seq, it->end_seq)) {
             // Its id and bytes stay in use until the file is gone: a new segment under the same id (ids wrap
             // around) must never be renamed into place before the old file is removed.
-            doomed_.push_back({it->id, it->file_bytes});
+            doomed_.push_back({it->id, it->file_bytes, ledger_changes_});
             it = segments_.erase(it);
         } else {
             ++it;
@@ -320,12 +320,20 @@ bool SegmentLog::remove_released() {
     }
     if (doomed.empty()) return false;
     // The synced ledger first: a segment is deleted only once its release is durable, so its records can
-    // never reappear after a crash, and its seqs are never taken for damage next to the gap it leaves
-    // (once per segment, so cheap).
-    try {
-        persist_ledger(Persist::durable);
-    } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch)
-        // A full disk: deleting is what frees it, and is safe in either order (README.md).
+    // never reappear after a crash, and its seqs are never taken for damage next to the gap it leaves. A
+    // synced write since the segment was released (every ledger_interval under load) already says so.
+    bool synced = false;
+    {
+        std::lock_guard lock(mutex_);
+        synced = std::all_of(doomed.begin(), doomed.end(),
+                             [&](const Doomed& d) { return ledger_synced_changes_ >= d.released_as_of; });
+    }
+    if (!synced) {
+        try {
+            persist_ledger(Persist::durable);
+        } catch (const WriteFailed&) {  // NOLINT(bugprone-empty-catch)
+            // A full disk: deleting is what frees it, and is safe in either order (README.md).
+        }
     }
     std::size_t removed = 0;
     try {

@@ -213,6 +213,7 @@ private:
     struct Doomed {
         std::uint64_t id;
         std::uint64_t bytes;
+        std::uint64_t released_as_of;  // ledger_changes_ once all its records were released
     };
     bool doom_released_locked();  // moves fully released, sealed segments to doomed_
     void forget_removed_locked(const Doomed& d);

@@ -389,6 +389,33 @@ TEST_F(DiskBufferNodeTest, UpstreamFinishesOnceSyncedAndWhatWasNotDeliveredComes
     }
 }
 
+TEST_F(DiskBufferNodeTest, DropNewestDropsWhatDoesNotFitOnDiskAndCountsIt) {
+    // The sink holds everything, so nothing is released and the small buffer fills; then batches are dropped
+    // (finished for the source, by the node's own policy), counted, and the run never blocks.
+    const std::string text = R"({"data_dir": ")" + dir.string() +
+                             R"(", "sources": {"in": {"type": "tracked", "batches": 10000}},
+        "sinks": {"out": {"type": "acking", "mode": "hold", "inputs": ["in"],
+                          "buffer": {"type": "disk", "max_bytes": 1048576, "when_full": "drop_newest"}}}})";
+    PipelineSpec spec = load(text);
+    Runtime rt(spec, registry, log);
+    ASSERT_TRUE(rt.build());
+    EXPECT_TRUE(rt.run().ok());
+    ASSERT_TRUE(ends.wait_size(10000));
+    EXPECT_EQ(ends.count(BatchOutcome::finished), 10000u);
+    std::size_t held = 0;
+    {
+        std::lock_guard lock(AckSink::held_mutex);
+        for (const auto& h : AckSink::held)
+            held += h.second;
+    }
+    const auto* m = rt.metrics("out");
+    ASSERT_NE(m, nullptr);
+    EXPECT_GT(held, 0u);
+    EXPECT_GT(m->input_discarded_full.value(), 0u) << "a 1 MiB buffer cannot hold 30,000 events";
+    EXPECT_EQ(held + m->input_discarded_full.value(), 30000u) << "every event was either kept or dropped and counted";
+    AckSink::lose_held();
+}
+
 TEST_F(DiskBufferNodeTest, ABufferThatCannotBeOpenedFailsItsNodeOnlyAndNamesThePath) {
     std::filesystem::create_directories(dir / "out");
     std::ofstream(dir / "out" / "buffer") << "a file where the buffer's directory should be";

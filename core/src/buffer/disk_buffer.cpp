@@ -125,9 +125,14 @@ NodeInput::Push DiskBuffer::push(SharedBatch batch, Ticket* ticket) {
         staged.ends.push_back(static_cast<std::uint32_t>(staged.records.size()));
     }
     std::unique_lock lock(mutex_);
-    const auto room = [&] { return staged_events_ == 0 || staged_events_ + n <= options_.max_staged_events; };
+    // Two batches may always wait, whatever their size, so a producer can stage the next while the writer
+    // takes the last; beyond that, max_staged_events.
+    const auto room = [&] { return staged_.size() < 2 || staged_events_ + n <= options_.max_staged_events; };
     const auto full = [&] { return log_store_ && log_store_->stats().bytes >= options_.max_bytes; };
-    if (!discarding_ && !failed_ && options_.when_full == WhenFull::drop_newest && (!room() || full())) {
+    // drop_newest drops what does not fit on disk: a full buffer, or one whose writes fail (ENOSPC); a disk
+    // that is merely slower than the producers holds them back, as a memory buffer's consumer would.
+    if (!discarding_ && !failed_ && options_.when_full == WhenFull::drop_newest &&
+        (full() || (!room() && write_failing_.load()))) {
         lock.unlock();
         dropped_.add(n);
         if (options_.dropped_full) options_.dropped_full->add(n);
@@ -189,6 +194,19 @@ void DiskBuffer::write_loop() {
         std::size_t written_events = 0;
         for (std::size_t i = 0; i < written; ++i)
             written_events += group[i].batch->size();
+        if (written < group.size() && options_.when_full == WhenFull::drop_newest && !write_failing_.load()) {
+            // Full: what did not fit is dropped and counted, as push() drops what arrives while it is full;
+            // kept, it would wait for room only a delivery can make, and hold up the end of the input.
+            std::size_t dropped = 0;
+            for (std::size_t i = written; i < group.size(); ++i) {
+                dropped += group[i].batch->size();
+                done(group[i].ticket);
+            }
+            dropped_.add(dropped);
+            if (options_.dropped_full) options_.dropped_full->add(dropped);
+            written_events += dropped;
+            group.resize(written);
+        }
 
         lock.lock();
         writing_ = false;
@@ -303,10 +321,12 @@ std::size_t DiskBuffer::write_group(std::deque<Staged>& group) {
         log_store_->write();
     } catch (const buffer::WriteFailed& e) {
         write_failures_.add();
+        write_failing_ = true;
         log_.error(e.what(), "; intake stops until a retry in ", options_.retry_interval.count(),
                    " ms succeeds (upstream is held back, nothing accepted is lost)");
         return 0;  // the log has cut back everything since the last write: the whole group is tried again
     }
+    write_failing_ = false;
     return admitted;
 }
 

@@ -47,8 +47,10 @@ public:
         std::uint64_t max_bytes = 256ULL << 20;
         std::chrono::milliseconds fsync_interval{0};  // 0: every commit group as soon as it is staged
         WhenFull when_full = WhenFull::block;
-        std::size_t read_batch = 1000;          // most events handed to the node at once
-        std::size_t max_staged_events = 10000;  // producers wait beyond this many events not yet written
+        std::size_t read_batch = 1000;  // most events handed to the node at once
+        // Producers wait beyond this many events not yet written (two batches may always wait): small commit
+        // groups keep writing and syncing overlapped (measured: 2,000 beat 1,000, 3,500 and 10,000).
+        std::size_t max_staged_events = 2000;
         std::chrono::milliseconds retry_interval{1000};
         std::uint64_t segment_bytes = 32ULL << 20;
         Counter* dropped_full = nullptr;  // counts what when_full drop_newest refuses, when given
@@ -132,11 +134,12 @@ private:
     int producers_ = 0;
     bool discarding_ = false;
     bool failed_ = false;
-    bool writing_ = false;               // the writer holds a group
-    bool syncing_ = false;               // the syncer holds a group
-    bool removal_wanted_ = false;        // released segments wait for the remover
-    bool read_log_ = false;              // the log may hold records that are not in ready_
-    std::uint64_t sync_generation_ = 0;  // counts commits, so the node's thread cannot miss one
+    bool writing_ = false;                    // the writer holds a group
+    bool syncing_ = false;                    // the syncer holds a group
+    bool removal_wanted_ = false;             // released segments wait for the remover
+    bool read_log_ = false;                   // the log may hold records that are not in ready_
+    std::atomic<bool> write_failing_{false};  // the last write failed (ENOSPC, EIO): retried meanwhile
+    std::uint64_t sync_generation_ = 0;       // counts commits, so the node's thread cannot miss one
     std::thread writer_;
     std::thread syncer_;
     std::thread remover_;

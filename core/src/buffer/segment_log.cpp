@@ -408,13 +408,21 @@ void SegmentLog::persist_ledger(Persist how) {
 }
 
 void SegmentLog::write_recent_ledger(const std::string& bytes) {
-    // Rewritten in place, never synced and never renamed over the synced ledger: a crash can cut it short (its
-    // checksum then fails and open() drops it) but can never take the synced ledger with it.
-    const fs::path path = options_.dir / format::recent_ledger_file_name;
+    // Appended, never synced and never renamed over the synced ledger: a crash can cut the last image short
+    // (open() then reads the images before it) but can never take the synced ledger with it. Appending to an
+    // open file costs a write(2); emptying one (O_TRUNC) makes ext4 start writing it back at close, a
+    // millisecond each time, so the file only starts over past recent_ledger_limit.
+    constexpr std::uint64_t recent_ledger_limit = 1 << 20;
     try {
-        auto file = files_.open(path, OpenMode::create_replace);
-        file->append(bytes);
+        if (recent_file_ && recent_bytes_ + bytes.size() > recent_ledger_limit) recent_file_.reset();
+        if (!recent_file_) {
+            recent_file_ = files_.open(options_.dir / format::recent_ledger_file_name, OpenMode::create_replace);
+            recent_bytes_ = 0;
+        }
+        recent_file_->append(bytes);
+        recent_bytes_ += bytes.size();
     } catch (const FileError& e) {
+        recent_file_.reset();  // whatever it ends in, the next write starts the file over
         throw WriteFailed(e);
     }
 }
@@ -483,33 +491,45 @@ bool SegmentLog::read_ledger(const fs::path& path, std::uint64_t& next, bool syn
     std::string bytes(static_cast<std::size_t>(file->size()), '\0');
     bytes.resize(file->read_at(0, bytes.data(), bytes.size()));
     file.reset();
-    const bool ok = bytes.size() >= 28 && std::memcmp(bytes.data(), format::ledger_magic, 8) == 0;
-    const std::uint32_t version = ok ? get32(bytes.data() + 8) : 0;
-    const std::uint32_t count = ok ? get32(bytes.data() + 12) : 0;
-    const auto sums_up = [&](const std::string& b) {
-        return b.size() == 24 + 16 * static_cast<std::uint64_t>(count) + 4 &&
-               checksum(b.data(), b.size() - 4) == get32(b.data() + b.size() - 4);
-    };
-    bool crc_ok = ok && sums_up(bytes);
-    if (ok && version != format::version) {
-        // A damaged version field is told from a newer format by the checksum taken with version 1.
-        std::string as_v1 = bytes;
-        put32(as_v1.data() + 8, format::version);
-        if (sums_up(as_v1)) {
-            crc_ok = true;
-        } else if (synced) {
-            throw UnsupportedFormat(path, version);
-        } else {
-            // Never synced, so torn bytes could pose as any version: only a whole version 1 file counts. A
-            // newer hubflow's data is still refused, by its synced ledger and its segments.
-            return false;
+    // The synced ledger is one image; ledger.recent is images appended one after the other, of which every
+    // whole one counts (each states releases that happened) and the first that is not whole ends it.
+    std::size_t pos = 0;
+    std::size_t images = 0;
+    while (pos < bytes.size()) {
+        const char* p = bytes.data() + pos;
+        const std::size_t avail = synced ? bytes.size() : bytes.size() - pos;
+        const bool ok = avail >= 28 && std::memcmp(p, format::ledger_magic, 8) == 0;
+        const std::uint32_t version = ok ? get32(p + 8) : 0;
+        const std::uint32_t count = ok ? get32(p + 12) : 0;
+        const std::uint64_t length = 24 + 16 * static_cast<std::uint64_t>(count) + 4;
+        const auto sums_up = [&](const char* image) {
+            return (synced ? avail == length : avail >= length) &&
+                   checksum(image, length - 4) == get32(image + length - 4);
+        };
+        bool whole = ok && sums_up(p);
+        if (ok && version != format::version) {
+            // A damaged version field is told from a newer format by the checksum taken with version 1.
+            std::string as_v1(p, std::min<std::uint64_t>(avail, length));
+            put32(as_v1.data() + 8, format::version);
+            if (sums_up(as_v1.data())) {
+                whole = true;
+            } else if (synced) {
+                throw UnsupportedFormat(path, version);
+            } else {
+                // Never synced, so torn bytes could pose as any version: only whole version 1 images count.
+                // A newer hubflow's data is still refused, by its synced ledger and its segments.
+                whole = false;
+            }
         }
+        if (!whole) break;
+        next = std::max(next, get64(p + 16));
+        for (std::size_t i = 0; i < count; ++i)
+            mark_released_locked(get64(p + 24 + 16 * i), get64(p + 32 + 16 * i));
+        ++images;
+        pos += length;
+        if (synced) break;
     }
-    if (!crc_ok) return false;
-    next = std::max(next, get64(bytes.data() + 16));
-    for (std::size_t i = 0; i < count; ++i)
-        mark_released_locked(get64(bytes.data() + 24 + 16 * i), get64(bytes.data() + 32 + 16 * i));
-    return true;
+    return images > 0;
 }
 
 RecoveryReport SegmentLog::open() {

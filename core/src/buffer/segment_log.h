@@ -202,7 +202,7 @@ private:
     };
     void persist_ledger(Persist how);
     void write_ledger(const std::string& bytes);         // ledger.tmp, fdatasync, rename, directory fsync
-    void write_recent_ledger(const std::string& bytes);  // ledger.recent, no sync
+    void write_recent_ledger(const std::string& bytes);  // appended to ledger.recent, no sync
     // Merges a ledger file into the release state; false when it fails its checksum. Throws UnsupportedFormat
     // for a newer version of a synced ledger (an unsynced one may be torn anywhere, so it is only dropped).
     bool read_ledger(const std::filesystem::path& path, std::uint64_t& next, bool synced);
@@ -276,6 +276,8 @@ private:
     // Ledger writes (either thread), under ledger_mutex_; never held with mutex_ during I/O.
     std::mutex ledger_mutex_;
     std::chrono::steady_clock::time_point ledger_synced_{};
+    std::unique_ptr<File> recent_file_;  // ledger.recent, open for appending
+    std::uint64_t recent_bytes_ = 0;
 };
 
 }  // namespace hubflow::core::buffer

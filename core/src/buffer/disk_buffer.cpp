@@ -184,10 +184,7 @@ void DiskBuffer::write_loop() {
         } catch (const std::exception& e) {
             // SyncFailed (cutting back a failed write failed), LogFailed (the syncer's fdatasync failed
             // meanwhile) or a log full past its headroom: the node cannot go on.
-            lock.lock();
-            writing_ = false;
-            lock.unlock();
-            fail_writes(group, e.what());
+            fail_writes(group, e.what(), writing_);
             return;
         }
         last_commit = std::chrono::steady_clock::now();
@@ -240,10 +237,7 @@ void DiskBuffer::sync_loop() {
         try {
             log_store_->sync_written();
         } catch (const std::exception& e) {
-            lock.lock();
-            syncing_ = false;
-            lock.unlock();
-            fail_writes(group, e.what());
+            fail_writes(group, e.what(), syncing_);
             return;
         }
         update_gauges();
@@ -276,8 +270,9 @@ void DiskBuffer::sync_loop() {
     }
 }
 
-void DiskBuffer::fail_writes(std::deque<Staged>& group, const std::string& what) {
+void DiskBuffer::fail_writes(std::deque<Staged>& group, const std::string& what, bool& holding) {
     std::unique_lock lock(mutex_);
+    holding = false;
     const bool first = !failed_;  // the writer and the syncer may both find the log failed
     failed_ = true;
     for (auto& s : group)

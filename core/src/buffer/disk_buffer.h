@@ -98,8 +98,9 @@ private:
     // Appends the batches of `group` that fit and writes them (not synced); returns how many (the rest is
     // tried again later: the buffer is full, or the write failed). Throws SyncFailed, LogFailed.
     std::size_t write_group(std::deque<Staged>& group);
-    // The log failed: every batch not synced is lost (upstream is told) and the node fails.
-    void fail_writes(std::deque<Staged>& group, const std::string& what);
+    // The log failed: every batch not synced is lost (upstream is told) and the node fails. `holding` is the
+    // caller's writing_ or syncing_, cleared with the rest.
+    void fail_writes(std::deque<Staged>& group, const std::string& what, bool& holding);
     bool writers_idle() const;  // under mutex_: nothing staged is being written or synced
     void update_gauges();
     void fail_node(const std::string& reason);

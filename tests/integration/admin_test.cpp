@@ -97,14 +97,12 @@ std::size_t expect_balanced(const std::map<std::string, Account>& accounts, cons
         EXPECT_GE(a.received, 0) << node << " (" << when << ")";
         EXPECT_GE(a.finished, 0) << node << " (" << when << ")";
         EXPECT_GE(a.in_flight, 0) << node << " (" << when << ")";
-        EXPECT_EQ((std::set<std::string>{"filtered", "node_failed", "queue_full", "refused"}), [&] {
-            std::set<std::string> reasons;
-            for (const auto& [reason, n] : a.discarded) {
-                EXPECT_GE(n, 0) << node << " " << reason << " (" << when << ")";
-                reasons.insert(reason);
-            }
-            return reasons;
-        }()) << node;
+        std::set<std::string> reasons;
+        for (const auto& [reason, n] : a.discarded) {
+            EXPECT_GE(n, 0) << node << " " << reason << " (" << when << ")";
+            reasons.insert(reason);
+        }
+        EXPECT_EQ((std::set<std::string>{"filtered", "node_failed", "queue_full", "refused"}), reasons) << node;
         EXPECT_EQ(a.received, a.finished + a.discarded_total() + a.in_flight)
             << node << " (" << when << "): received " << a.received << ", finished " << a.finished << ", discarded "
             << a.discarded_total() << ", in flight " << a.in_flight;
@@ -215,13 +213,14 @@ TEST_F(AdminTest, HealthMetricsAndGraphOfARunningPipeline) {
     const Answer metrics = http(port, "GET", "/metrics");
     EXPECT_EQ(metrics.status, 200);
     EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4; charset=utf-8");
-    for (const char* name :
-         {"hubflow_component_sent_events_total{component_id=\"split\",component_kind=\"filter\","
-          "component_type=\"route\",output=\"incidents\"}",
-          "hubflow_component_discarded_events_total{component_id=\"all\"", "hubflow_component_errors_total",
-          "hubflow_component_processing_seconds_bucket{component_id=\"all\"", "hubflow_buffer_events{",
-          "hubflow_buffer_max_events{", "hubflow_edge_events_total{from=\"gen\",output=\"\",to=\"all\"}",
-          "hubflow_file_bytes_written_total{", "hubflow_process_resident_memory_bytes", "hubflow_build_info{"})
+    for (
+        const char* name :
+        {"hubflow_component_sent_events_total{component_id=\"split\",component_kind=\"filter\","  // NOLINT(bugprone-suspicious-missing-comma)
+         "component_type=\"route\",output=\"incidents\"}",
+         "hubflow_component_discarded_events_total{component_id=\"all\"", "hubflow_component_errors_total",
+         "hubflow_component_processing_seconds_bucket{component_id=\"all\"", "hubflow_buffer_events{",
+         "hubflow_buffer_max_events{", "hubflow_edge_events_total{from=\"gen\",output=\"\",to=\"all\"}",
+         "hubflow_file_bytes_written_total{", "hubflow_process_resident_memory_bytes", "hubflow_build_info{"})
         EXPECT_NE(metrics.body.find(name), std::string::npos) << name;
     // promtool, the Prometheus project's own checker, on both formats.
     write("metrics.txt", metrics.body);

@@ -96,10 +96,12 @@ public:
                 name += "_info";
                 type = "gauge";
             }
-            out += "# HELP " + name + ' ' + escape_help(f.help) + '\n';
-            out += "# TYPE " + name + ' ' + type + '\n';
-            for (const auto& l : f.lines)
-                out += l + '\n';
+            out.append("# HELP ").append(name).append(1, ' ').append(escape_help(f.help)).append(1, '\n');
+            out.append("# TYPE ").append(name).append(1, ' ').append(type).append(1, '\n');
+            for (const auto& l : f.lines) {
+                out += l;
+                out += '\n';
+            }
         }
         if (om) out += "# EOF\n";
         return out;

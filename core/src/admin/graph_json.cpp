@@ -80,7 +80,8 @@ std::string render_graph(const RuntimeStatus& status, std::chrono::steady_clock:
             append_json_string(out, n.buffer_type);
             out += ",\"events\":" + std::to_string(n.queued_events) +
                    ",\"capacity\":" + std::to_string(n.queue_capacity) + ",\"fill\":";
-            const double fill = n.queue_capacity ? static_cast<double>(n.queued_events) / n.queue_capacity : 0.0;
+            const double fill =
+                n.queue_capacity ? static_cast<double>(n.queued_events) / static_cast<double>(n.queue_capacity) : 0.0;
             out += std::to_string(std::min(fill, 1.0));
             out += "},";
         }

@@ -9,6 +9,7 @@
 #include <Poco/Util/Application.h>
 
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -171,7 +172,7 @@ std::string render(const Snapshot& now, const Snapshot* before, const std::strin
             outr = human(static_cast<double>(n.sent - std::min(n.sent, it->second->sent)) / dt);
         }
         if (n.kind == "source") in = "";
-        std::string fill = n.fill < 0 ? "" : std::to_string(static_cast<int>(n.fill * 100 + 0.5)) + "%";
+        std::string fill = n.fill < 0 ? "" : std::to_string(std::lround(n.fill * 100)) + "%";
         const char* fill_colour = n.fill >= 0.8 ? "\x1b[31m" : n.fill >= 0.5 ? "\x1b[33m" : "\x1b[32m";
         out << pad(n.name, name_w) << pad(n.kind, 6) << pad(n.type, type_w) << pad(in, 8, true) << pad(outr, 8, true)
             << pad(n.kind == "source" ? "" : human(static_cast<double>(n.received)), 10, true)

@@ -500,7 +500,7 @@ private:
         std::string rest = c.input.substr(end + 4);
         Poco::Net::HTTPRequest request;
         try {
-            Poco::MemoryInputStream in(c.input.data(), end + 4);
+            Poco::MemoryInputStream in(c.input.data(), static_cast<std::streamsize>(end + 4));
             request.read(in);
         } catch (const std::exception&) {
             refuse(c, 400, "Bad Request", "malformed HTTP request\n");
@@ -626,8 +626,8 @@ private:
     void answer_history(Connection& c, const Poco::Net::HTTPRequest& request, const Poco::URI& uri) {
         HistoryRequestHead head;
         head.method = request.getMethod();
-        const std::string path = uri.getPath();
-        const std::string raw_query = uri.getRawQuery();
+        const std::string& path = uri.getPath();
+        const std::string& raw_query = uri.getRawQuery();
         head.path = path;
         head.raw_query = raw_query;
         if (request.has("Authorization")) head.authorization = request.get("Authorization");
@@ -1084,7 +1084,7 @@ void HubServer::start(int listen_fd) {
     front_->start();
     // Enough for a few batches in flight; small enough that a connection a window behind the others is still
     // far from max_buffered_bytes.
-    broadcast_window_ = std::max<std::size_t>(settings_.max_buffered_bytes / 4, 64 * 1024);
+    broadcast_window_ = std::max<std::size_t>(settings_.max_buffered_bytes / 4, std::size_t{64} * 1024);
     started_ = true;
 }
 

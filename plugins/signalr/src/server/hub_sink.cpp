@@ -165,7 +165,7 @@ void HubSink::configure(const ConfigView& config, Context& context) {
         history_settings_.delay = std::chrono::milliseconds(h.integer_in("delay_ms", 0, 3'600'000));
         history_settings_.fsync = h.boolean("fsync");
         endpoint_settings_.max_requests_per_s = h.number_in("max_requests_per_s", 0, 1e6);
-        endpoint_settings_.token_ttl = std::chrono::seconds(h.integer_in("token_ttl_s", 1, 86400 * 7));
+        endpoint_settings_.token_ttl = std::chrono::seconds(h.integer_in("token_ttl_s", 1, std::int64_t{86400} * 7));
     }
 
     ConfigView roles = config.object("roles");

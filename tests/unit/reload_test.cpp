@@ -102,6 +102,22 @@ private:
     std::thread serving_;
 };
 
+// A connection to 127.0.0.1:port with a 5 s read timeout: its descriptor, or -1 with errno saying why not.
+int connect_loopback(int port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval timeout{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(port));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) return fd;
+    const int error = errno;
+    ::close(fd);
+    errno = error;
+    return -1;
+}
+
 // Connects to 127.0.0.1:port again and again, counting each greeting and every refused connection.
 class Caller {
 public:
@@ -128,16 +144,9 @@ public:
 private:
     void loop() {
         while (!done_) {
-            const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            timeval timeout{5, 0};
-            ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-            sockaddr_in to{};
-            to.sin_family = AF_INET;
-            to.sin_port = htons(static_cast<std::uint16_t>(port_));
-            to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+            const int fd = connect_loopback(port_);
+            if (fd < 0) {
                 if (errno == ECONNREFUSED) ++refused_;
-                ::close(fd);
                 continue;
             }
             std::string text;
@@ -317,14 +326,10 @@ TEST_F(ReloadTest, AChangedNodeHandsItsListeningSocketToItsSuccessorAndNoConnect
     // Removed: its socket closes with it.
     ReloadReport removed = rt.reload(load(pipeline("")));
     ASSERT_EQ(removed.outcome, ReloadReport::Outcome::applied) << removed.summary();
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(static_cast<std::uint16_t>(port));
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_NE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
-    EXPECT_EQ(errno, ECONNREFUSED);
-    ::close(fd);
+    const int after_removal = connect_loopback(port);
+    const int why = errno;
+    EXPECT_EQ(after_removal, -1);
+    EXPECT_EQ(why, ECONNREFUSED);
 
     rt.request_stop();
     running.join();

@@ -54,12 +54,13 @@ void DiskBuffer::close() {
     if (writer_.joinable()) writer_.join();
     if (syncer_.joinable()) syncer_.join();
     if (remover_.joinable()) remover_.join();
-    for (auto& s : written_)
+    std::deque<Staged> unsynced;
+    {
+        std::lock_guard lock(mutex_);
+        unsynced = take_unsynced_locked();
+    }
+    for (auto& s : unsynced)
         lose(s.ticket);
-    written_.clear();
-    for (auto& s : staged_)
-        lose(s.ticket);
-    staged_.clear();
     std::scoped_lock both(mutex_, reader_mutex_);
     ready_.clear();
     ready_events_ = 0;
@@ -275,16 +276,12 @@ void DiskBuffer::fail_writes(std::deque<Staged>& group, const std::string& what,
     holding = false;
     const bool first = !failed_;  // the writer and the syncer may both find the log failed
     failed_ = true;
+    std::deque<Staged> unsynced = take_unsynced_locked();
+    lock.unlock();
     for (auto& s : group)
         lose(s.ticket);
-    for (auto& s : written_)
+    for (auto& s : unsynced)
         lose(s.ticket);
-    written_.clear();
-    for (auto& s : staged_)
-        lose(s.ticket);
-    staged_.clear();
-    staged_events_ = 0;
-    lock.unlock();
     staged_changed_.notify_all();
     synced_changed_.notify_all();
     readable_changed_.notify_all();
@@ -533,6 +530,16 @@ void DiskBuffer::update_gauges() {
             ? std::chrono::milliseconds(0)
             : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() - stats.oldest);
     oldest_age_gauge_.set(age.count());
+}
+
+std::deque<DiskBuffer::Staged> DiskBuffer::take_unsynced_locked() {
+    std::deque<Staged> out = std::move(written_);
+    written_.clear();
+    for (auto& s : staged_)
+        out.push_back(std::move(s));
+    staged_.clear();
+    staged_events_ = 0;
+    return out;
 }
 
 bool DiskBuffer::writers_idle() const {

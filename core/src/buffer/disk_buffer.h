@@ -101,6 +101,8 @@ private:
     // The log failed: every batch not synced is lost (upstream is told) and the node fails. `holding` is the
     // caller's writing_ or syncing_, cleared with the rest.
     void fail_writes(std::deque<Staged>& group, const std::string& what, bool& holding);
+    // Takes every batch not synced yet (written and staged) off the buffer; the caller loses their tickets.
+    std::deque<Staged> take_unsynced_locked();
     bool writers_idle() const;  // under mutex_: nothing staged is being written or synced
     void update_gauges();
     void fail_node(const std::string& reason);

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "auth/token_verifier.h"
 
@@ -80,6 +81,15 @@ private:
 };
 
 enum class Hub { entries, incidents };
+
+// The hub an event goes to: entries for kind "entry", incidents for "incident"; none for other kinds or an event
+// without a site (no subscription can match it).
+inline std::optional<Hub> hub_of(std::string_view kind, std::string_view site_id) {
+    if (site_id.empty()) return std::nullopt;
+    if (kind == "entry") return Hub::entries;
+    if (kind == "incident") return Hub::incidents;
+    return std::nullopt;
+}
 
 struct AccessDecision {
     int status;          // 0 = allowed, 403 = forbidden, 400 = bad request (empty site_id or user_id)

@@ -1098,14 +1098,9 @@ void HubServer::broadcast(const EventBatch& batch) {
     const bool messagepack_wanted = messagepack_subscribers_.load(std::memory_order_relaxed) > 0;
     std::string messagepack_record;
     for (const Event& e : batch) {
-        Hub hub;
-        if (e.meta.kind == "entry")
-            hub = Hub::entries;
-        else if (e.meta.kind == "incident")
-            hub = Hub::incidents;
-        else
-            continue;
-        if (e.meta.site_id.empty()) continue;
+        const std::optional<Hub> found = hub_of(e.meta.kind, e.meta.site_id);
+        if (!found) continue;
+        const Hub hub = *found;
         record.clear();
         append_invocation(record, settings_.method, e.payload);
         Frame frame = text_frame(record);

@@ -233,14 +233,9 @@ void HubSink::record(const EventBatch& batch) {
     records_.clear();
     sites_.clear();
     for (const Event& e : batch) {
-        Hub hub;
-        if (e.meta.kind == "entry")
-            hub = Hub::entries;
-        else if (e.meta.kind == "incident")
-            hub = Hub::incidents;
-        else
-            continue;
-        if (e.meta.site_id.empty()) continue;
+        const std::optional<Hub> found = hub_of(e.meta.kind, e.meta.site_id);
+        if (!found) continue;
+        const Hub hub = *found;
         // The event's own utc_date_time is what clients filter on; without one, when it entered the pipeline.
         auto when = event_time_ms(e.payload);
         if (!when) {

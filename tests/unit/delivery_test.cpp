@@ -13,6 +13,7 @@
 
 #include "config/pipeline.h"
 #include "fake_components.h"
+#include "hubflow/version.h"
 #include "plugins/plugin_loader.h"
 #include "runtime/runtime.h"
 
@@ -477,6 +478,47 @@ TEST_F(DiskBufferNodeTest, APluginBuiltForSdk11LoadsAndDeliversWhenWriteReturns)
         EXPECT_TRUE(rt.run().ok());
         ASSERT_TRUE(ends.wait_size(10)) << buffer;
         EXPECT_EQ(ends.count(BatchOutcome::finished), 10u) << buffer;
+        std::ifstream in(lines);
+        std::size_t n = 0;
+        for (std::string line; std::getline(in, line);)
+            ++n;
+        EXPECT_EQ(n, 30u) << buffer;
+    }
+}
+
+TEST_F(DiskBufferNodeTest, APluginBuiltForSdk12LoadsAndItsAcknowledgementsCount) {
+    const std::filesystem::path legacy_dir = HUBFLOW_TEST_LEGACY_DIR;
+    auto marker = read_abi_marker(legacy_dir / "legacy_sdk_1_2.so");
+    ASSERT_TRUE(marker.has_value());
+    EXPECT_EQ(marker->major, 1);
+    EXPECT_EQ(marker->minor, 2);
+    EXPECT_LT(marker->minor, HUBFLOW_SDK_VERSION_MINOR) << "built for the previous minor";
+    PluginLoader loader(registry);
+    loader.load_directory(legacy_dir);
+    ASSERT_TRUE(loader.refusals().empty()) << loader.refusals().front().reason;
+    ASSERT_NE(registry.find("legacy_acking"), nullptr);
+
+    std::filesystem::create_directories(dir);
+    const auto lines = dir / "lines.txt";
+    for (const std::string buffer : {"", R"(, "buffer": {"type": "disk", "max_bytes": 1048576})"}) {
+        std::filesystem::remove(lines);
+        ends.ended.clear();
+        PipelineSpec spec = load(R"({"data_dir": ")" + dir.string() +
+                                 R"(", "sources": {"in": {"type": "tracked", "batches": 10}},
+            "sinks": {"old": {"type": "legacy_acking", "path": ")" +
+                                 lines.string() + R"(", "inputs": ["in"])" + buffer + "}}}");
+        Runtime rt(spec, registry, log);
+        ASSERT_TRUE(rt.build());
+        EXPECT_TRUE(rt.run().ok());
+        ASSERT_TRUE(ends.wait_size(10)) << buffer;
+        // Refused for good is finished, so every batch is, behind either buffer.
+        EXPECT_EQ(ends.count(BatchOutcome::finished), 10u) << buffer;
+        const auto* m = rt.metrics("old");
+        ASSERT_NE(m, nullptr);
+        const auto account = m->account();
+        EXPECT_EQ(account.finished, 20u) << buffer << ": the sink's delivered acknowledgements";
+        EXPECT_EQ(account.refused, 10u) << buffer << ": the sink's refused acknowledgements";
+        EXPECT_EQ(account.in_flight, 0) << buffer;
         std::ifstream in(lines);
         std::size_t n = 0;
         for (std::string line; std::getline(in, line);)
